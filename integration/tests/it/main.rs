@@ -1,0 +1,5 @@
+//! The integration-test binary: tests that need root, network namespaces and the real kernel.
+
+mod netns;
+mod route_reconciler;
+mod routes;

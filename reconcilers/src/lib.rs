@@ -1,0 +1,13 @@
+//! The reconciler framework and the targets it drives: a reconciler reads one desired-state
+//! table and makes a target (routing table, BPF maps, ...) match it, writing a status back per
+//! object.
+
+pub mod operations;
+pub mod reconciler;
+pub mod routes;
+pub mod status;
+pub mod targets;
+
+pub use operations::Operations;
+pub use reconciler::{Config, ConfigError, Health, Metrics, Reason, Reconciler};
+pub use status::{Reconcilable, Status, StatusKind, error_chain};

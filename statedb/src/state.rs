@@ -1,0 +1,375 @@
+//! One table's contents at one revision: persistent maps, so a snapshot is an `Arc` clone and a
+//! write copies only the paths it changes.
+
+use std::ops::Bound;
+use std::sync::Arc;
+
+use imbl::OrdMap;
+
+use crate::Revision;
+use crate::error::Error;
+use crate::index::TableSchema;
+use crate::key::Key;
+
+/// A stored object and the revision it was written at. Objects are immutable: changing one means
+/// writing a new `Arc<T>`.
+pub struct Entry<T> {
+    pub object: Arc<T>,
+    pub revision: Revision,
+}
+
+impl<T> Clone for Entry<T> {
+    fn clone(&self) -> Self {
+        Entry {
+            object: Arc::clone(&self.object),
+            revision: self.revision,
+        }
+    }
+}
+
+/// Two entries are equal when they are the same write: this is what `diff` uses to find changes.
+impl<T> PartialEq for Entry<T> {
+    fn eq(&self, other: &Self) -> bool {
+        self.revision == other.revision && Arc::ptr_eq(&self.object, &other.object)
+    }
+}
+
+impl<T: std::fmt::Debug> std::fmt::Debug for Entry<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}@{}", self.object, self.revision)
+    }
+}
+
+pub(crate) struct TableState<T> {
+    /// Index 0 maps the primary key to the entry. A unique secondary index maps its key to the
+    /// entry; a non-unique one maps `key ++ primary key ++ u16 len(key)` to it.
+    pub(crate) indexes: Vec<OrdMap<Key, Entry<T>>>,
+    pub(crate) by_revision: OrdMap<Revision, Entry<T>>,
+    /// Deleted objects, kept while some change-stream consumer may not have seen the delete.
+    pub(crate) graveyard: OrdMap<Key, Revision>,
+    pub(crate) graveyard_by_revision: OrdMap<Revision, Entry<T>>,
+    pub(crate) revision: Revision,
+    pub(crate) pending_initializers: Arc<[Arc<str>]>,
+}
+
+impl<T> Clone for TableState<T> {
+    fn clone(&self) -> Self {
+        TableState {
+            indexes: self.indexes.clone(),
+            by_revision: self.by_revision.clone(),
+            graveyard: self.graveyard.clone(),
+            graveyard_by_revision: self.graveyard_by_revision.clone(),
+            revision: self.revision,
+            pending_initializers: Arc::clone(&self.pending_initializers),
+        }
+    }
+}
+
+/// How a write must relate to the stored object for it to go ahead.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Expect {
+    Any,
+    Revision(Revision),
+}
+
+pub(crate) fn composite_key(key: &[u8], primary: &[u8], scratch: &mut Vec<u8>) -> Key {
+    scratch.clear();
+    scratch.extend_from_slice(key);
+    scratch.extend_from_slice(primary);
+    #[expect(
+        clippy::cast_possible_truncation,
+        reason = "index keys are far below 64 KiB"
+    )]
+    scratch.extend_from_slice(&(key.len() as u16).to_be_bytes());
+    Key::from_bytes(scratch)
+}
+
+/// The secondary key part of a non-unique index's composite key.
+pub(crate) fn secondary_part(composite: &[u8]) -> &[u8] {
+    let n = composite.len();
+    if n < 2 {
+        return &[];
+    }
+    let len = usize::from(u16::from_be_bytes([composite[n - 2], composite[n - 1]]));
+    composite.get(..len).unwrap_or(&[])
+}
+
+impl<T: 'static> TableState<T> {
+    pub(crate) fn new(schema: &TableSchema<T>) -> Self {
+        TableState {
+            indexes: schema.indexes.iter().map(|_| OrdMap::new()).collect(),
+            by_revision: OrdMap::new(),
+            graveyard: OrdMap::new(),
+            graveyard_by_revision: OrdMap::new(),
+            revision: 0,
+            pending_initializers: Arc::from(Vec::new()),
+        }
+    }
+
+    fn primary_key(schema: &TableSchema<T>, obj: &T, keys: &mut Vec<Key>) -> Result<Key, Error> {
+        keys.clear();
+        (schema.indexes[0].keys)(obj, keys);
+        match keys.len() {
+            1 => Ok(keys.swap_remove(0)),
+            n => Err(Error::PrimaryKeyCount {
+                table: schema.name,
+                count: n,
+            }),
+        }
+    }
+
+    pub(crate) fn insert(
+        &mut self,
+        schema: &TableSchema<T>,
+        object: Arc<T>,
+        expect: Expect,
+    ) -> Result<Option<Entry<T>>, Error> {
+        let mut keys = Vec::new();
+        let pk = Self::primary_key(schema, &object, &mut keys)?;
+        let old = self.indexes[0].get(&pk).cloned();
+        if let Expect::Revision(rev) = expect {
+            match &old {
+                Some(o) if o.revision == rev => {}
+                Some(o) => {
+                    return Err(Error::RevisionMismatch {
+                        table: schema.name,
+                        key: pk,
+                        expected: rev,
+                        found: Some(o.revision),
+                    });
+                }
+                None => {
+                    return Err(Error::RevisionMismatch {
+                        table: schema.name,
+                        key: pk,
+                        expected: rev,
+                        found: None,
+                    });
+                }
+            }
+        }
+        // Check unique secondary indexes before touching anything so a failed insert leaves
+        // the transaction as it was.
+        for (pos, def) in schema.indexes.iter().enumerate().skip(1) {
+            if !def.unique {
+                continue;
+            }
+            keys.clear();
+            (def.keys)(&object, &mut keys);
+            for k in &keys {
+                if let Some(existing) = self.indexes[pos].get(k) {
+                    let mut ek = Vec::new();
+                    let epk = Self::primary_key(schema, &existing.object, &mut ek)?;
+                    if epk != pk {
+                        return Err(Error::UniqueConflict {
+                            table: schema.name,
+                            index: def.name,
+                            key: k.clone(),
+                        });
+                    }
+                }
+            }
+        }
+
+        let revision = self.revision + 1;
+        self.revision = revision;
+        let entry = Entry { object, revision };
+        if let Some(old) = &old {
+            self.by_revision.remove(&old.revision);
+            self.remove_secondary(schema, &pk, &old.object);
+        }
+        self.by_revision.insert(revision, entry.clone());
+        self.insert_secondary(schema, &pk, &entry);
+        if let Some(deleted_at) = self.graveyard.remove(&pk) {
+            self.graveyard_by_revision.remove(&deleted_at);
+        }
+        self.indexes[0].insert(pk, entry);
+        Ok(old)
+    }
+
+    pub(crate) fn delete(
+        &mut self,
+        schema: &TableSchema<T>,
+        object: &T,
+        expect: Expect,
+        track_deletes: bool,
+    ) -> Result<Option<Entry<T>>, Error> {
+        let mut keys = Vec::new();
+        let pk = Self::primary_key(schema, object, &mut keys)?;
+        self.delete_key(schema, pk, expect, track_deletes)
+    }
+
+    pub(crate) fn delete_key(
+        &mut self,
+        schema: &TableSchema<T>,
+        pk: Key,
+        expect: Expect,
+        track_deletes: bool,
+    ) -> Result<Option<Entry<T>>, Error> {
+        let Some(old) = self.indexes[0].get(&pk).cloned() else {
+            if let Expect::Revision(rev) = expect {
+                return Err(Error::RevisionMismatch {
+                    table: schema.name,
+                    key: pk,
+                    expected: rev,
+                    found: None,
+                });
+            }
+            return Ok(None);
+        };
+        if let Expect::Revision(rev) = expect
+            && old.revision != rev
+        {
+            return Err(Error::RevisionMismatch {
+                table: schema.name,
+                key: pk,
+                expected: rev,
+                found: Some(old.revision),
+            });
+        }
+        let revision = self.revision + 1;
+        self.revision = revision;
+        self.indexes[0].remove(&pk);
+        self.by_revision.remove(&old.revision);
+        self.remove_secondary(schema, &pk, &old.object);
+        if track_deletes {
+            self.graveyard.insert(pk, revision);
+            self.graveyard_by_revision.insert(
+                revision,
+                Entry {
+                    object: Arc::clone(&old.object),
+                    revision,
+                },
+            );
+        }
+        Ok(Some(old))
+    }
+
+    fn insert_secondary(&mut self, schema: &TableSchema<T>, pk: &Key, entry: &Entry<T>) {
+        let mut keys = Vec::new();
+        let mut scratch = Vec::new();
+        for (pos, def) in schema.indexes.iter().enumerate().skip(1) {
+            keys.clear();
+            (def.keys)(&entry.object, &mut keys);
+            for k in keys.drain(..) {
+                let k = if def.unique {
+                    k
+                } else {
+                    composite_key(k.as_bytes(), pk.as_bytes(), &mut scratch)
+                };
+                self.indexes[pos].insert(k, entry.clone());
+            }
+        }
+    }
+
+    fn remove_secondary(&mut self, schema: &TableSchema<T>, pk: &Key, object: &T) {
+        let mut keys = Vec::new();
+        let mut scratch = Vec::new();
+        for (pos, def) in schema.indexes.iter().enumerate().skip(1) {
+            keys.clear();
+            (def.keys)(object, &mut keys);
+            for k in keys.drain(..) {
+                if def.unique {
+                    self.indexes[pos].remove(&k);
+                } else {
+                    let ck = composite_key(k.as_bytes(), pk.as_bytes(), &mut scratch);
+                    self.indexes[pos].remove(&ck);
+                }
+            }
+        }
+    }
+
+    /// Forgets deletes that every change-stream consumer has seen (revision <= `seen`), or all of
+    /// them when there is no consumer left.
+    pub(crate) fn collect_garbage(&mut self, schema: &TableSchema<T>, seen: Option<Revision>) {
+        let Some(seen) = seen else {
+            if !self.graveyard.is_empty() {
+                self.graveyard = OrdMap::new();
+                self.graveyard_by_revision = OrdMap::new();
+            }
+            return;
+        };
+        let mut keys = Vec::new();
+        while let Some(&(rev, _)) = self.graveyard_by_revision.get_min() {
+            if rev > seen {
+                break;
+            }
+            if let Some(entry) = self.graveyard_by_revision.remove(&rev)
+                && let Ok(pk) = Self::primary_key(schema, &entry.object, &mut keys)
+            {
+                self.graveyard.remove(&pk);
+            }
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.indexes[0].len()
+    }
+
+    /// Entries of index `pos` whose key is exactly `key`.
+    pub(crate) fn list(
+        &self,
+        unique: bool,
+        pos: usize,
+        key: Key,
+    ) -> Box<dyn Iterator<Item = &Entry<T>> + '_> {
+        if unique {
+            return Box::new(self.indexes[pos].get(key.as_bytes()).into_iter());
+        }
+        Box::new(
+            self.indexes[pos]
+                .range::<_, [u8]>((Bound::Included(key.as_bytes()), Bound::Unbounded))
+                .take_while({
+                    let key = key.clone();
+                    move |(k, _)| k.as_bytes().starts_with(key.as_bytes())
+                })
+                .filter(move |(k, _)| secondary_part(k.as_bytes()) == key.as_bytes())
+                .map(|(_, e)| e),
+        )
+    }
+
+    /// Entries of index `pos` whose key starts with `prefix`.
+    pub(crate) fn prefix(
+        &self,
+        unique: bool,
+        pos: usize,
+        prefix: Key,
+    ) -> Box<dyn Iterator<Item = &Entry<T>> + '_> {
+        let iter = self.indexes[pos]
+            .range::<_, [u8]>((Bound::Included(prefix.as_bytes()), Bound::Unbounded))
+            .take_while({
+                let prefix = prefix.clone();
+                move |(k, _)| k.as_bytes().starts_with(prefix.as_bytes())
+            });
+        if unique {
+            Box::new(iter.map(|(_, e)| e))
+        } else {
+            Box::new(
+                iter.filter(move |(k, _)| {
+                    secondary_part(k.as_bytes()).starts_with(prefix.as_bytes())
+                })
+                .map(|(_, e)| e),
+            )
+        }
+    }
+
+    /// Entries of index `pos` whose key is at least `from`: in key order for a unique index, in
+    /// key-then-primary-key byte order for a non-unique one.
+    pub(crate) fn lower_bound(
+        &self,
+        unique: bool,
+        pos: usize,
+        from: Key,
+    ) -> Box<dyn Iterator<Item = &Entry<T>> + '_> {
+        let iter = self.indexes[pos]
+            .range::<_, [u8]>((Bound::Included(from.as_bytes()), Bound::Unbounded));
+        if unique {
+            Box::new(iter.map(|(_, e)| e))
+        } else {
+            Box::new(
+                iter.filter(move |(k, _)| secondary_part(k.as_bytes()) >= from.as_bytes())
+                    .map(|(_, e)| e),
+            )
+        }
+    }
+}
