@@ -7,6 +7,7 @@ mod retries;
 #[cfg(test)]
 mod tests;
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 use std::marker::PhantomData;
 use std::sync::{Arc, Mutex};
@@ -58,15 +59,6 @@ pub enum ConfigError {
     BatchSize(&'static str),
 }
 
-fn valid_name(name: &str) -> bool {
-    let b = name.as_bytes();
-    (2..=31).contains(&b.len())
-        && b[0].is_ascii_lowercase()
-        && b[1..]
-            .iter()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
-}
-
 /// Whether the target matches the table.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Health {
@@ -110,7 +102,7 @@ impl<T: Reconcilable> Reconciler<T> {
         config: Config,
         cancel: CancellationToken,
     ) -> Result<(Reconciler<T>, JoinHandle<()>), ConfigError> {
-        if !valid_name(config.name) {
+        if !statedb::is_valid_name(config.name) {
             return Err(ConfigError::Name(config.name));
         }
         if config.batch_size == 0 {
@@ -542,18 +534,22 @@ impl<T: Reconcilable, O: Operations<T>> Runner<T, O> {
             .all(&self.table)
             .map(|e| (e.revision, Arc::clone(&e.object)))
             .collect();
-        let to_update: Vec<(Revision, Arc<T>)> = if self.full_pass_done {
-            entries.clone()
+        // Later passes repair drift in everything; the first only applies what the initial
+        // change round did not.
+        let to_update: Cow<'_, [(Revision, Arc<T>)]> = if self.full_pass_done {
+            Cow::Borrowed(&entries)
         } else {
-            entries
-                .iter()
-                .filter(|(_, o)| {
-                    self.table
-                        .primary_key(o)
-                        .is_ok_and(|k| !self.applied.contains(&k))
-                })
-                .cloned()
-                .collect()
+            Cow::Owned(
+                entries
+                    .iter()
+                    .filter(|(_, o)| {
+                        self.table
+                            .primary_key(o)
+                            .is_ok_and(|k| !self.applied.contains(&k))
+                    })
+                    .cloned()
+                    .collect(),
+            )
         };
         self.full_pass_done = true;
         let mut ok = true;

@@ -10,6 +10,7 @@
 //! [`ValidationError::is_unsupported`] tells them apart. Callers must still reject the object:
 //! enforcing a policy without the rules it asks for would allow what it forbids.
 
+mod cidr_block;
 mod cilium;
 mod error;
 mod icmp;

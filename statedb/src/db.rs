@@ -40,7 +40,9 @@ pub struct Db {
 
 static NEXT_DB_ID: AtomicU64 = AtomicU64::new(1);
 
-fn valid_table_name(name: &str) -> bool {
+/// The naming rule for tables and for everything named after them (reconcilers, metric labels,
+/// span fields): `[a-z][a-z0-9-]{1,30}`.
+pub fn is_valid_name(name: &str) -> bool {
     let b = name.as_bytes();
     (2..=31).contains(&b.len())
         && b[0].is_ascii_lowercase()
@@ -78,7 +80,7 @@ impl Db {
         &self,
         schema: TableSchema<T>,
     ) -> Result<Table<T>, Error> {
-        if !valid_table_name(schema.name) {
+        if !is_valid_name(schema.name) {
             return Err(Error::InvalidTableName { table: schema.name });
         }
         let mut commit = self.lock_commit();

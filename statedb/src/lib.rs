@@ -18,7 +18,7 @@ mod txn;
 mod watch;
 
 pub use changes::{Change, ChangeIter, Changes};
-pub use db::Db;
+pub use db::{Db, is_valid_name};
 pub use error::Error;
 pub use index::{Index, KeySet, TableSchema};
 pub use key::{IndexKey, Key, TupleComponent};

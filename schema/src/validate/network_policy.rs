@@ -3,9 +3,9 @@ use k8s_openapi::api::networking::v1::{
 };
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
+use super::cidr_block::{ExceptRule, cidr_with_except};
 use super::names::is_port_name;
 use super::{Problem, Report, selector};
-use crate::cidr::Cidr;
 use crate::path::FieldPath;
 
 /// Checks a NetworkPolicy `spec` as the API server's validation does.
@@ -61,42 +61,12 @@ fn peers(report: &mut Report, path: &FieldPath, peers: Option<&[NetworkPolicyPee
 }
 
 fn ip_block(report: &mut Report, path: &FieldPath, block: &IPBlock) {
-    let cidr_path = path.field("cidr");
-    let outer = if block.cidr.is_empty() {
-        report.error(&cidr_path, Problem::Required);
-        None
-    } else {
-        match block.cidr.parse::<Cidr>() {
-            Ok(cidr) => Some(cidr),
-            Err(reason) => {
-                let value = block.cidr.clone();
-                report.error(&cidr_path, Problem::Cidr { value, reason });
-                None
-            }
-        }
-    };
-    for (index, carve_out) in block.except.iter().flatten().enumerate() {
-        let except_path = path.field("except").index(index);
-        match carve_out.parse::<Cidr>() {
-            Err(reason) => {
-                let value = carve_out.clone();
-                report.error(&except_path, Problem::Cidr { value, reason });
-            }
-            Ok(inner) => {
-                let strict_subset = |outer: &Cidr| {
-                    outer.contains(&inner) && inner.prefix_len() > outer.prefix_len()
-                };
-                if outer.as_ref().is_some_and(|outer| !strict_subset(outer)) {
-                    let except = carve_out.clone();
-                    let cidr = block.cidr.clone();
-                    report.error(
-                        &except_path,
-                        Problem::ExceptNotStrictSubset { except, cidr },
-                    );
-                }
-            }
-        }
+    if block.cidr.is_empty() {
+        report.error(&path.field("cidr"), Problem::Required);
+        return;
     }
+    let except = block.except.as_deref().unwrap_or_default();
+    cidr_with_except(report, path, &block.cidr, except, ExceptRule::StrictSubset);
 }
 
 fn ports(report: &mut Report, path: &FieldPath, ports: Option<&[NetworkPolicyPort]>) {

@@ -1,3 +1,4 @@
+use super::cidr_block::{ExceptRule, cidr_with_except};
 use super::report::Context;
 use super::{Problem, Report, icmp, ports, selector};
 use crate::cidr::Cidr;
@@ -179,32 +180,7 @@ fn cidr_sets(report: &mut Report, path: &FieldPath, rules: &[CidrRule]) {
             report.error(&rule_path.field("cidrGroupSelector"), Problem::Unsupported);
         }
         if let Some(cidr) = cidr {
-            cidr_with_except(report, &rule_path, cidr, &rule.except);
-        }
-    }
-}
-
-fn cidr_with_except(report: &mut Report, path: &FieldPath, cidr: &str, except: &[String]) {
-    let parsed = cidr.parse::<Cidr>().map_err(|reason| {
-        let value = cidr.to_owned();
-        report.error(&path.field("cidr"), Problem::Cidr { value, reason });
-    });
-    for (index, carve_out) in except.iter().enumerate() {
-        let except_path = path.field("except").index(index);
-        match carve_out.parse::<Cidr>() {
-            Err(reason) => {
-                let value = carve_out.clone();
-                report.error(&except_path, Problem::Cidr { value, reason });
-            }
-            Ok(inner) => {
-                if let Ok(outer) = parsed
-                    && !outer.contains(&inner)
-                {
-                    let except = carve_out.clone();
-                    let cidr = cidr.to_owned();
-                    report.error(&except_path, Problem::ExceptOutsideCidr { except, cidr });
-                }
-            }
+            cidr_with_except(report, &rule_path, cidr, &rule.except, ExceptRule::Inside);
         }
     }
 }
