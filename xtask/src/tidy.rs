@@ -12,13 +12,25 @@ mod tests {
     const ALLOWED: &[(&str, &[&str])] = &[
         ("statedb", &[]),
         ("schema", &[]),
+        ("policy", &["schema"]),
         ("bpf", &["schema"]),
-        ("reconcilers", &["statedb", "schema", "bpf"]),
+        ("reconcilers", &["statedb", "schema", "policy", "bpf"]),
         ("cni", &["schema"]),
-        ("cmd", &["statedb", "schema", "bpf", "reconcilers", "cni"]),
+        (
+            "cmd",
+            &["statedb", "schema", "policy", "bpf", "reconcilers", "cni"],
+        ),
         (
             "integration",
-            &["statedb", "schema", "bpf", "reconcilers", "cni", "cmd"],
+            &[
+                "statedb",
+                "schema",
+                "policy",
+                "bpf",
+                "reconcilers",
+                "cni",
+                "cmd",
+            ],
         ),
         ("xtask", &[]),
     ];

@@ -1,6 +1,10 @@
 //! `myelin`: the command-line interface.
 
-#![expect(clippy::print_stdout, reason = "a CLI prints its results")]
+#![expect(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "a CLI prints its results and errors"
+)]
 
 mod policy;
 

@@ -1,9 +1,11 @@
-//! `myelin policy ...`
+//! `myelin policy ...`: policies offline, through the same engine the agent runs.
+
+mod eval;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::Subcommand;
+use clap::{Subcommand, ValueEnum};
 use schema::manifest;
 
 #[derive(Subcommand)]
@@ -14,16 +16,57 @@ pub(crate) enum Command {
         #[arg(required = true)]
         paths: Vec<PathBuf>,
     },
+    /// Print which pods can reach which, for each probe: `.` allowed, `X` denied.
+    Matrix {
+        /// A directory (or file) of manifests; repeat to combine several.
+        #[arg(long = "manifests", required = true)]
+        manifests: Vec<PathBuf>,
+        /// PORT/PROTOCOL to probe (default 80/TCP); repeat for several.
+        #[arg(long = "probe")]
+        probes: Vec<String>,
+        #[arg(short = 'o', long = "output", value_enum, default_value_t = MatrixFormat::Table)]
+        output: MatrixFormat,
+        #[arg(long, value_enum, default_value_t = Enforcement::Default)]
+        enforcement: Enforcement,
+    },
+    /// Explain the verdict for one connection, on both ends.
+    Trace(Box<eval::TraceArgs>),
+    /// Print the translated rules as JSON, as `cilium policy get` does.
+    Get {
+        #[arg(long = "manifests", required = true)]
+        manifests: Vec<PathBuf>,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub(crate) enum MatrixFormat {
+    Table,
+    Json,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub(crate) enum Enforcement {
+    Default,
+    Always,
+    Never,
 }
 
 pub(crate) fn run(command: Command) -> ExitCode {
     match command {
         Command::Validate { paths } => validate(&paths),
+        Command::Matrix {
+            manifests,
+            probes,
+            output,
+            enforcement,
+        } => eval::matrix(&manifests, &probes, output, enforcement),
+        Command::Trace(args) => eval::trace(&args),
+        Command::Get { manifests } => eval::get(&manifests),
     }
 }
 
 /// An error and its causes on one line: `a: b: c`.
-fn chain(err: &(dyn std::error::Error + 'static)) -> String {
+pub(crate) fn chain(err: &(dyn std::error::Error + 'static)) -> String {
     let mut out = err.to_string();
     let mut cause = err.source();
     while let Some(c) = cause {

@@ -1,0 +1,353 @@
+//! A cluster read from manifests (Namespaces, Pods, Services and policies) and run through the
+//! engine: what the offline evaluator and the embedded agent start from.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, Ipv4Addr};
+
+use schema::cilium::Protocol;
+use schema::k8s_openapi::api::core::v1::{Namespace, Pod, Service};
+use schema::k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use schema::labels::{Labels, Selector};
+use schema::object::{DEFAULT_NAMESPACE, Object};
+
+use crate::compile::{self, Context, Services};
+use crate::engine::{Config, Engine, NamedPorts};
+use crate::identity::{
+    Allocator, DEFAULT_CLUSTER, DEFAULT_SERVICE_ACCOUNT, Identity, PodContext, pod_identity_labels,
+};
+use crate::mapstate::{PROTO_SCTP, PROTO_TCP, PROTO_UDP};
+use crate::translate::{self, TranslatedRule};
+
+/// Pods without `status.podIP` get addresses from here, in order.
+const ASSIGNED_POD_RANGE: Ipv4Addr = Ipv4Addr::new(10, 244, 0, 0);
+
+#[derive(Debug, Clone)]
+pub struct PodInfo {
+    pub namespace: String,
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+    pub ip: IpAddr,
+    pub named_ports: NamedPorts,
+    pub identity: Identity,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServiceInfo {
+    pub namespace: String,
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+    pub selector: Option<BTreeMap<String, String>>,
+    /// (service port, protocol, target port as written).
+    pub ports: Vec<(u16, u8, IntOrString)>,
+}
+
+pub struct Cluster {
+    pub engine: Engine,
+    pub cluster_name: String,
+    allocator: Allocator,
+    namespaces: BTreeMap<String, BTreeMap<String, String>>,
+    pods: BTreeMap<(String, String), PodInfo>,
+    services: BTreeMap<(String, String), ServiceInfo>,
+    rules: Vec<TranslatedRule>,
+    /// Problems with objects that were therefore left out, one line each.
+    pub errors: Vec<String>,
+}
+
+impl Cluster {
+    pub fn from_objects(objects: impl IntoIterator<Item = Object>, config: Config) -> Self {
+        let mut cluster = Self {
+            engine: Engine::new(config),
+            cluster_name: DEFAULT_CLUSTER.to_owned(),
+            allocator: Allocator::new(),
+            namespaces: BTreeMap::new(),
+            pods: BTreeMap::new(),
+            services: BTreeMap::new(),
+            rules: Vec::new(),
+            errors: Vec::new(),
+        };
+        let mut pods = Vec::new();
+        let mut policies = Vec::new();
+        for object in objects {
+            let problems = schema::validate::object(&object);
+            if !problems.is_empty() {
+                cluster
+                    .errors
+                    .extend(problems.iter().map(ToString::to_string));
+                continue;
+            }
+            match object {
+                Object::Namespace(ns) => cluster.add_namespace(&ns),
+                Object::Pod(pod) => pods.push(pod),
+                Object::Service(svc) => cluster.add_service(&svc),
+                other => policies.push(other),
+            }
+        }
+        cluster.add_pods(pods);
+        for policy in policies {
+            cluster.add_policy(&policy);
+        }
+        cluster
+    }
+
+    fn add_namespace(&mut self, ns: &Namespace) {
+        let name = ns.metadata.name.clone().unwrap_or_default();
+        let mut labels = ns.metadata.labels.clone().unwrap_or_default();
+        labels.insert("kubernetes.io/metadata.name".to_owned(), name.clone());
+        self.namespaces.insert(name, labels);
+    }
+
+    fn namespace_labels(&mut self, name: &str) -> BTreeMap<String, String> {
+        self.namespaces
+            .entry(name.to_owned())
+            .or_insert_with(|| {
+                BTreeMap::from([("kubernetes.io/metadata.name".to_owned(), name.to_owned())])
+            })
+            .clone()
+    }
+
+    fn add_service(&mut self, svc: &Service) {
+        let namespace = namespace_of(svc.metadata.namespace.as_deref());
+        let name = svc.metadata.name.clone().unwrap_or_default();
+        let spec = svc.spec.as_ref();
+        let ports = spec
+            .and_then(|s| s.ports.as_ref())
+            .into_iter()
+            .flatten()
+            .filter_map(|p| {
+                let port = u16::try_from(p.port).ok()?;
+                let proto = proto_number(p.protocol.as_deref());
+                let target = p.target_port.clone().unwrap_or(IntOrString::Int(p.port));
+                Some((port, proto, target))
+            })
+            .collect();
+        let info = ServiceInfo {
+            namespace: namespace.clone(),
+            name: name.clone(),
+            labels: svc.metadata.labels.clone().unwrap_or_default(),
+            selector: spec.and_then(|s| s.selector.clone()),
+            ports,
+        };
+        self.services.insert((namespace, name), info);
+    }
+
+    fn add_pods(&mut self, pods: Vec<Box<Pod>>) {
+        let mut used: BTreeSet<IpAddr> = pods
+            .iter()
+            .filter_map(|p| p.status.as_ref()?.pod_ip.as_deref()?.parse().ok())
+            .collect();
+        let mut next = u32::from(ASSIGNED_POD_RANGE) + 1;
+        let mut by_identity: BTreeMap<Identity, (Labels, NamedPorts)> = BTreeMap::new();
+        for pod in pods {
+            let namespace = namespace_of(pod.metadata.namespace.as_deref());
+            let name = pod.metadata.name.clone().unwrap_or_default();
+            let ip = match pod.status.as_ref().and_then(|s| s.pod_ip.as_deref()) {
+                Some(text) => match text.parse() {
+                    Ok(ip) => ip,
+                    Err(_) => {
+                        self.errors.push(format!(
+                            "{namespace}/{name}: status.podIP: {text:?} is not an IP address"
+                        ));
+                        continue;
+                    }
+                },
+                None => loop {
+                    let candidate = IpAddr::V4(Ipv4Addr::from(next));
+                    next += 1;
+                    if used.insert(candidate) {
+                        break candidate;
+                    }
+                },
+            };
+            let labels = pod.metadata.labels.clone().unwrap_or_default();
+            let service_account = pod
+                .spec
+                .as_ref()
+                .and_then(|s| s.service_account_name.clone())
+                .unwrap_or_else(|| DEFAULT_SERVICE_ACCOUNT.to_owned());
+            let namespace_labels = self.namespace_labels(&namespace);
+            let identity_labels = pod_identity_labels(
+                &labels,
+                PodContext {
+                    namespace: &namespace,
+                    namespace_labels: &namespace_labels,
+                    service_account: &service_account,
+                    cluster: &self.cluster_name,
+                },
+            );
+            let identity = match self.allocator.allocate(&identity_labels) {
+                Ok(allocation) => allocation.identity,
+                Err(e) => {
+                    self.errors.push(format!("{namespace}/{name}: {e}"));
+                    continue;
+                }
+            };
+            let named_ports = named_ports(&pod);
+            let entry = by_identity
+                .entry(identity)
+                .or_insert_with(|| (identity_labels, NamedPorts::new()));
+            for (port_name, ports) in &named_ports {
+                entry.1.entry(port_name.clone()).or_default().extend(ports);
+            }
+            self.pods.insert(
+                (namespace.clone(), name.clone()),
+                PodInfo {
+                    namespace,
+                    name,
+                    labels,
+                    ip,
+                    named_ports,
+                    identity,
+                },
+            );
+        }
+        for (identity, (labels, named_ports)) in by_identity {
+            self.engine
+                .upsert_identity(identity, labels, named_ports, true);
+        }
+    }
+
+    fn add_policy(&mut self, object: &Object) {
+        let translated = match object {
+            Object::NetworkPolicy(np) => translate::network_policy(np),
+            Object::CiliumNetworkPolicy(cnp) => translate::cilium_network_policy(cnp),
+            Object::CiliumClusterwideNetworkPolicy(ccnp) => {
+                translate::clusterwide_network_policy(ccnp)
+            }
+            _ => return,
+        };
+        let Some(origin) = translated.first().map(|t| (*t.origin).clone()) else {
+            return;
+        };
+        let ctx = Context {
+            cluster: &self.cluster_name,
+            services: &ServiceCatalog(&self.services),
+        };
+        let compiled: Result<Vec<_>, _> =
+            translated.iter().map(|t| compile::rule(t, &ctx)).collect();
+        match compiled {
+            Ok(rules) => {
+                self.engine.upsert_policy(origin, rules);
+                self.rules.extend(translated);
+            }
+            Err(e) => self.errors.push(e.to_string()),
+        }
+    }
+
+    pub fn pods(&self) -> impl Iterator<Item = &PodInfo> {
+        self.pods.values()
+    }
+
+    pub fn pod(&self, namespace: &str, name: &str) -> Option<&PodInfo> {
+        self.pods.get(&(namespace.to_owned(), name.to_owned()))
+    }
+
+    pub fn pod_by_ip(&self, ip: IpAddr) -> Option<&PodInfo> {
+        self.pods.values().find(|p| p.ip == ip)
+    }
+
+    pub fn service(&self, namespace: &str, name: &str) -> Option<&ServiceInfo> {
+        self.services.get(&(namespace.to_owned(), name.to_owned()))
+    }
+
+    /// The pods a service's selector selects, in name order.
+    pub fn backends(&self, service: &ServiceInfo) -> Vec<&PodInfo> {
+        let Some(selector) = &service.selector else {
+            return Vec::new();
+        };
+        self.pods
+            .values()
+            .filter(|p| p.namespace == service.namespace)
+            .filter(|p| selector.iter().all(|(k, v)| p.labels.get(k) == Some(v)))
+            .collect()
+    }
+
+    /// The translated rules, as `policy get` prints them.
+    pub fn translated_rules(&self) -> &[TranslatedRule] {
+        &self.rules
+    }
+
+    /// The identity of an address as the ipcache has it, and for pods the identity the
+    /// address has for `ipBlock` peers.
+    pub fn resolve_ip(&self, ip: IpAddr) -> (Identity, Option<Identity>) {
+        match self.pod_by_ip(ip) {
+            Some(pod) => (pod.identity, self.engine.ipblock_identity(ip)),
+            None => (self.engine.world_identity(ip), None),
+        }
+    }
+}
+
+struct ServiceCatalog<'a>(&'a BTreeMap<(String, String), ServiceInfo>);
+
+impl Services for ServiceCatalog<'_> {
+    fn selector(&self, namespace: &str, name: &str) -> Option<BTreeMap<String, String>> {
+        self.0
+            .get(&(namespace.to_owned(), name.to_owned()))
+            .and_then(|s| s.selector.clone())
+    }
+
+    fn matching(
+        &self,
+        namespace: Option<&str>,
+        labels: &Selector,
+    ) -> Vec<(String, BTreeMap<String, String>)> {
+        self.0
+            .values()
+            .filter(|s| namespace.is_none_or(|ns| ns == s.namespace))
+            .filter(|s| {
+                let labels_of: Labels = s
+                    .labels
+                    .iter()
+                    .map(|(k, v)| {
+                        schema::labels::Label::new(
+                            schema::labels::Source::K8s,
+                            k.as_str(),
+                            v.as_str(),
+                        )
+                    })
+                    .collect();
+                labels.matches(&labels_of)
+            })
+            .filter_map(|s| s.selector.clone().map(|sel| (s.namespace.clone(), sel)))
+            .collect()
+    }
+}
+
+fn namespace_of(namespace: Option<&str>) -> String {
+    namespace.unwrap_or(DEFAULT_NAMESPACE).to_owned()
+}
+
+pub(crate) fn proto_number(protocol: Option<&str>) -> u8 {
+    match protocol {
+        Some("UDP") => PROTO_UDP,
+        Some("SCTP") => PROTO_SCTP,
+        _ => PROTO_TCP,
+    }
+}
+
+/// Protocol numbers for a policy's protocol name.
+pub fn protocol_number(protocol: Protocol) -> Option<u8> {
+    match protocol {
+        Protocol::Tcp => Some(PROTO_TCP),
+        Protocol::Udp => Some(PROTO_UDP),
+        Protocol::Sctp => Some(PROTO_SCTP),
+        Protocol::Any => None,
+    }
+}
+
+fn named_ports(pod: &Pod) -> NamedPorts {
+    let mut out = NamedPorts::new();
+    let containers = pod
+        .spec
+        .as_ref()
+        .map(|s| s.containers.as_slice())
+        .unwrap_or_default();
+    for port in containers.iter().flat_map(|c| c.ports.iter().flatten()) {
+        let (Some(name), Ok(number)) = (&port.name, u16::try_from(port.container_port)) else {
+            continue;
+        };
+        out.entry(name.to_ascii_lowercase())
+            .or_default()
+            .insert((proto_number(port.protocol.as_deref()), number));
+    }
+    out
+}
