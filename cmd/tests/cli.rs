@@ -58,3 +58,99 @@ fn every_error_is_printed_one_per_line() {
         "#]],
     );
 }
+
+const SW: [&str; 4] = [
+    "--manifests",
+    "examples/starwars/app",
+    "--manifests",
+    "examples/starwars/policy",
+];
+
+#[test]
+fn star_wars_matrix_without_and_with_rule1() {
+    check(
+        &[
+            "policy",
+            "matrix",
+            "--manifests",
+            "examples/starwars/app",
+            "-o",
+            "json",
+        ],
+        0,
+        expect![[r#"
+            {"probes":[{"probe":"80/TCP","from":["default/deathstar-c74d84667-cx5kp","default/deathstar-c74d84667-t2lcz","default/tiefighter","default/xwing"],"to":["default/deathstar-c74d84667-cx5kp","default/deathstar-c74d84667-t2lcz","default/tiefighter","default/xwing"],"allowed":[[true,true,true,true],[true,true,true,true],[true,true,true,true],[true,true,true,true]]}]}
+        "#]],
+    );
+    let args: Vec<&str> = ["policy", "matrix"].into_iter().chain(SW).collect();
+    check(
+        &args,
+        0,
+        expect![[r#"
+            80/TCP
+            -	default/deathstar-c74d84667-cx5kp	default/deathstar-c74d84667-t2lcz	default/tiefighter	default/xwing
+            default/deathstar-c74d84667-cx5kp	.	.	.	.
+            default/deathstar-c74d84667-t2lcz	.	.	.	.
+            default/tiefighter	.	.	.	.
+            default/xwing	X	X	.	.
+        "#]],
+    );
+}
+
+#[test]
+fn star_wars_trace_explains_both_ends() {
+    let args: Vec<&str> = ["policy", "trace"]
+        .into_iter()
+        .chain(SW)
+        .chain([
+            "--from",
+            "default/xwing",
+            "--to",
+            "svc:default/deathstar",
+            "--port",
+            "80/TCP",
+        ])
+        .collect();
+    check(
+        &args,
+        0,
+        expect![[r#"
+            probe: 80/TCP
+            egress: default/xwing (identity 258), peer identity 256: allowed, not enforced (no policy selects it for egress)
+            ingress: default/deathstar-c74d84667-cx5kp (identity 256), peer identity 258: denied, no rule allows it (default deny)
+              selected by CiliumNetworkPolicy default/rule1 spec
+            verdict: denied
+        "#]],
+    );
+    let args: Vec<&str> = ["policy", "trace", "--manifests", "examples/starwars/app"]
+        .into_iter()
+        .chain(["--manifests", "examples/starwars/policy-l7"])
+        .chain([
+            "--from",
+            "default/tiefighter",
+            "--to",
+            "svc:default/deathstar",
+        ])
+        .chain(["--http-method", "PUT", "--http-path", "/v1/exhaust-port"])
+        .collect();
+    check(
+        &args,
+        0,
+        expect![[r#"
+            probe: 80/TCP
+            egress: default/tiefighter (identity 257), peer identity 256: allowed, not enforced (no policy selects it for egress)
+            ingress: default/deathstar-c74d84667-cx5kp (identity 256), peer identity 257: allowed by entry ingress 257 80/TCP
+              CiliumNetworkPolicy default/rule1 spec.ingress[0] (redirect)
+            http: 403
+            verdict: denied
+        "#]],
+    );
+}
+
+#[test]
+fn policy_get_prints_translated_rules() {
+    let args: Vec<&str> = ["policy", "get"].into_iter().chain(SW).collect();
+    let (code, out) = myelin(&args);
+    expect_test::expect_file!["snapshots/policy_get_rule1.txt"].assert_eq(&out);
+    assert_eq!(code, 0);
+}

@@ -77,7 +77,7 @@ impl Cluster {
             }
             match object {
                 Object::Namespace(ns) => cluster.add_namespace(&ns),
-                Object::Pod(pod) => pods.push(pod),
+                Object::Pod(pod) => pods.push(*pod),
                 Object::Service(svc) => cluster.add_service(&svc),
                 other => policies.push(other),
             }
@@ -130,7 +130,7 @@ impl Cluster {
         self.services.insert((namespace, name), info);
     }
 
-    fn add_pods(&mut self, pods: Vec<Box<Pod>>) {
+    fn add_pods(&mut self, pods: Vec<Pod>) {
         let mut used: BTreeSet<IpAddr> = pods
             .iter()
             .filter_map(|p| p.status.as_ref()?.pod_ip.as_deref()?.parse().ok())

@@ -11,11 +11,11 @@ use schema::cidr::{Cidr, CidrError};
 use schema::cilium::{
     CidrRule, Entity, FqdnSelector, IcmpRule, L7Rules as ApiL7Rules, PortRule, Protocol, ToService,
 };
-use schema::labels::{Label, LabelError, Operator, Requirement, Selector, SelectorError, Source};
+use schema::labels::{LabelError, Operator, Requirement, Selector, SelectorError, Source};
 use schema::port::Port;
 use schema::selector::LabelSelector;
 
-use crate::identity::{CLUSTER, IPBLOCK_KEY, POD_NAMESPACE};
+use crate::identity::{CLUSTER, POD_NAMESPACE};
 use crate::l7::{FqdnPattern, FqdnPatternError, HttpMatcher, L7Rules};
 use crate::rule::{IcmpMatch, L4, PeerRule, PortMatch, PortSpec, Rule, Subject};
 use crate::translate::TranslatedRule;
@@ -424,7 +424,7 @@ impl Compiler<'_> {
         if let Some(http) = &rules.http {
             let matchers = http
                 .iter()
-                .map(|rule| HttpMatcher::new(rule))
+                .map(HttpMatcher::new)
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|e| {
                     self.error(&format!("{path}.rules.http"), Problem::Regex(e.to_string()))
@@ -495,9 +495,4 @@ fn not_exists(source: Source, key: &str) -> Requirement {
         key: key.to_owned(),
         operator: Operator::DoesNotExist,
     }
-}
-
-/// The identity label a pod address carries for NetworkPolicy `ipBlock` matching.
-pub fn ipblock_label() -> Label {
-    Label::new(Source::Reserved, IPBLOCK_KEY, "")
 }

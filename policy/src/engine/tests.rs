@@ -169,14 +169,19 @@ fn remove_policy(engine: &mut Engine, i: usize) -> Delta {
 }
 
 /// Everything a datapath would hold: (subject, key) -> verdict, plus enforcement.
-type Snapshot = (BTreeMap<(Identity, Key), Verdict>, BTreeMap<Identity, [bool; 2]>);
+type Snapshot = (
+    BTreeMap<(Identity, Key), Verdict>,
+    BTreeMap<Identity, [bool; 2]>,
+);
 
 fn snapshot(engine: &Engine, pods: &BTreeSet<usize>) -> Snapshot {
     let mut entries = BTreeMap::new();
     let mut enforced = BTreeMap::new();
     for &i in pods {
         let id = pod_identity(i);
-        let map = engine.map_state(id).expect("local identity has a map state");
+        let map = engine
+            .map_state(id)
+            .expect("local identity has a map state");
         for (key, verdict) in map.entries() {
             entries.insert((id, *key), *verdict);
         }
@@ -195,7 +200,11 @@ fn snapshot(engine: &Engine, pods: &BTreeSet<usize>) -> Snapshot {
 fn apply(mirror: &mut BTreeMap<(Identity, Key), Verdict>, delta: &Delta) {
     for (subject, change) in &delta.entries {
         let current = mirror.get(&(*subject, change.key)).copied();
-        assert_eq!(current, change.old, "delta's old value for {subject} {}", change.key);
+        assert_eq!(
+            current, change.old,
+            "delta's old value for {subject} {}",
+            change.key
+        );
         match change.new {
             Some(v) => mirror.insert((*subject, change.key), v),
             None => mirror.remove(&(*subject, change.key)),
@@ -265,7 +274,14 @@ proptest! {
     }
 }
 
-fn decide(engine: &Engine, subject: Identity, dir: Direction, peer: Identity, proto: u8, port: u16) -> Decision {
+fn decide(
+    engine: &Engine,
+    subject: Identity,
+    dir: Direction,
+    peer: Identity,
+    proto: u8,
+    port: u16,
+) -> Decision {
     engine
         .map_state(subject)
         .expect("subject")
@@ -280,13 +296,46 @@ fn deny_wins_over_allow_and_ports_follow_the_range() {
     let b = pod_identity(1);
     let peer = Identity::WORLD;
     let allowed = |d| matches!(d, Decision::Allowed { .. });
-    assert!(allowed(decide(&engine, b, Direction::Ingress, peer, PROTO_TCP, 8000)));
-    assert!(allowed(decide(&engine, b, Direction::Ingress, peer, PROTO_TCP, 8100)));
-    assert!(allowed(decide(&engine, b, Direction::Ingress, peer, PROTO_TCP, 8079)));
-    assert!(matches!(decide(&engine, b, Direction::Ingress, peer, PROTO_TCP, 8080), Decision::Denied { .. }));
-    assert_eq!(decide(&engine, b, Direction::Ingress, peer, PROTO_TCP, 8101), Decision::NoMatch);
-    assert_eq!(decide(&engine, b, Direction::Ingress, peer, PROTO_UDP, 8000), Decision::NoMatch);
-    assert_eq!(decide(&engine, b, Direction::Egress, peer, PROTO_TCP, 1), Decision::NotEnforced);
+    assert!(allowed(decide(
+        &engine,
+        b,
+        Direction::Ingress,
+        peer,
+        PROTO_TCP,
+        8000
+    )));
+    assert!(allowed(decide(
+        &engine,
+        b,
+        Direction::Ingress,
+        peer,
+        PROTO_TCP,
+        8100
+    )));
+    assert!(allowed(decide(
+        &engine,
+        b,
+        Direction::Ingress,
+        peer,
+        PROTO_TCP,
+        8079
+    )));
+    assert!(matches!(
+        decide(&engine, b, Direction::Ingress, peer, PROTO_TCP, 8080),
+        Decision::Denied { .. }
+    ));
+    assert_eq!(
+        decide(&engine, b, Direction::Ingress, peer, PROTO_TCP, 8101),
+        Decision::NoMatch
+    );
+    assert_eq!(
+        decide(&engine, b, Direction::Ingress, peer, PROTO_UDP, 8000),
+        Decision::NoMatch
+    );
+    assert_eq!(
+        decide(&engine, b, Direction::Egress, peer, PROTO_TCP, 1),
+        Decision::NotEnforced
+    );
 }
 
 /// deny.rst's table: allow 80 and 81 from the client (80 through L7), deny port 80 from
@@ -331,16 +380,28 @@ spec:
     let (a, b) = (pod_identity(0), pod_identity(1));
     let (o, r) = compiled(allow);
     engine.upsert_policy(o, r);
-    assert!(matches!(decide(&engine, b, Direction::Ingress, a, PROTO_TCP, 80), Decision::Redirected { .. }));
+    assert!(matches!(
+        decide(&engine, b, Direction::Ingress, a, PROTO_TCP, 80),
+        Decision::Redirected { .. }
+    ));
     let (o, r) = compiled(deny_port);
     engine.upsert_policy(o.clone(), r);
-    assert!(matches!(decide(&engine, b, Direction::Ingress, a, PROTO_TCP, 80), Decision::Denied { .. }));
-    assert!(matches!(decide(&engine, b, Direction::Ingress, a, PROTO_TCP, 81), Decision::Allowed { .. }));
+    assert!(matches!(
+        decide(&engine, b, Direction::Ingress, a, PROTO_TCP, 80),
+        Decision::Denied { .. }
+    ));
+    assert!(matches!(
+        decide(&engine, b, Direction::Ingress, a, PROTO_TCP, 81),
+        Decision::Allowed { .. }
+    ));
     engine.remove_policy(&o);
     let (o, r) = compiled(deny_client);
     engine.upsert_policy(o, r);
     for port in [80, 81, 82] {
-        assert!(matches!(decide(&engine, b, Direction::Ingress, a, PROTO_TCP, port), Decision::Denied { .. }));
+        assert!(matches!(
+            decide(&engine, b, Direction::Ingress, a, PROTO_TCP, port),
+            Decision::Denied { .. }
+        ));
     }
 }
 
@@ -357,11 +418,22 @@ fn a_new_pod_touches_only_what_selects_it() {
     let before = engine.stats();
     // A second pod labelled app=a in namespace x, with a new identity (different sa).
     let mut labels = pod_labels("x", "a");
-    labels.insert(schema::labels::Label::new(schema::labels::Source::K8s, crate::identity::SERVICE_ACCOUNT, "other"));
+    labels.insert(schema::labels::Label::new(
+        schema::labels::Source::K8s,
+        crate::identity::SERVICE_ACCOUNT,
+        "other",
+    ));
     let delta = engine.upsert_identity(Identity(2000), labels, NamedPorts::new(), true);
     let after = engine.stats();
-    assert_eq!(after.subjects_computed - before.subjects_computed, 1, "only the new identity's own map state");
-    assert_eq!(after.selector_matches - before.selector_matches, engine.selector_count());
+    assert_eq!(
+        after.subjects_computed - before.subjects_computed,
+        1,
+        "only the new identity's own map state"
+    );
+    assert_eq!(
+        after.selector_matches - before.selector_matches,
+        engine.selector_count()
+    );
     // It is a peer of x/b (a-to-b: one port) and a subject of both policies' namespace-x rules.
     let touched: BTreeSet<Identity> = delta.entries.iter().map(|(s, _)| *s).collect();
     assert_eq!(touched, BTreeSet::from([pod_identity(1), Identity(2000)]));
@@ -385,7 +457,12 @@ fn removing_a_policy_removes_only_its_entries() {
     let with_one = snapshot(&engine, &(0..PODS.len()).collect());
     add_policy(&mut engine, 4);
     let delta = remove_policy(&mut engine, 4);
-    assert!(delta.entries.iter().all(|(s, _)| PODS[usize::try_from(s.0 - 1000).expect("pod")].0 == "x"));
+    assert!(
+        delta
+            .entries
+            .iter()
+            .all(|(s, _)| PODS[usize::try_from(s.0 - 1000).expect("pod")].0 == "x")
+    );
     assert_eq!(snapshot(&engine, &(0..PODS.len()).collect()), with_one);
 }
 
@@ -401,20 +478,41 @@ fn ipblock_matches_pod_addresses_but_cilium_cidr_does_not() {
     let ipblock = engine.ipblock_identity(inside).expect("inside the block");
     let y_b = pod_identity(4);
     assert!(matches!(
-        engine.map_state(y_b).expect("subject").decide(Direction::Egress, pod_identity(0), Some(ipblock), PROTO_TCP, 80),
+        engine.map_state(y_b).expect("subject").decide(
+            Direction::Egress,
+            pod_identity(0),
+            Some(ipblock),
+            PROTO_TCP,
+            80
+        ),
         Decision::Allowed { .. }
     ));
     let excepted_id = engine.ipblock_identity(excepted);
     assert_eq!(
-        engine.map_state(y_b).expect("subject").decide(Direction::Egress, pod_identity(0), excepted_id, PROTO_TCP, 80),
+        engine.map_state(y_b).expect("subject").decide(
+            Direction::Egress,
+            pod_identity(0),
+            excepted_id,
+            PROTO_TCP,
+            80
+        ),
         Decision::NoMatch
     );
     // The CCNP's toCIDRSet selects world addresses in 10/8 but never the pod-address identity.
     let x_a = pod_identity(0);
     let world_in = engine.world_identity("10.2.3.4".parse().expect("ip"));
-    assert!(matches!(decide(&engine, x_a, Direction::Egress, world_in, PROTO_TCP, 443), Decision::Allowed { .. }));
+    assert!(matches!(
+        decide(&engine, x_a, Direction::Egress, world_in, PROTO_TCP, 443),
+        Decision::Allowed { .. }
+    ));
     assert_eq!(
-        engine.map_state(x_a).expect("subject").decide(Direction::Egress, pod_identity(4), Some(ipblock), PROTO_TCP, 80),
+        engine.map_state(x_a).expect("subject").decide(
+            Direction::Egress,
+            pod_identity(4),
+            Some(ipblock),
+            PROTO_TCP,
+            80
+        ),
         Decision::NoMatch
     );
 }

@@ -15,7 +15,10 @@ fn replicas_share_an_identity_and_labels_follow_cilium() {
         let labels = BTreeMap::from([
             ("app".to_owned(), "web".to_owned()),
             ("pod-template-hash".to_owned(), hash.to_owned()),
-            ("statefulset.kubernetes.io/pod-name".to_owned(), format!("web-{hash}")),
+            (
+                "statefulset.kubernetes.io/pod-name".to_owned(),
+                format!("web-{hash}"),
+            ),
             ("app.kubernetes.io/name".to_owned(), "web".to_owned()),
         ]);
         pod_identity_labels(&labels, ctx)

@@ -38,8 +38,14 @@ fn headers_need_presence_or_an_exact_value() {
         ..HttpRule::default()
     })
     .expect("valid");
-    let both = [("x-my-header".to_owned(), "true".to_owned()), ("X-Token".to_owned(), "abc".to_owned())];
-    let wrong = [("X-My-Header".to_owned(), "false".to_owned()), ("X-Token".to_owned(), String::new())];
+    let both = [
+        ("x-my-header".to_owned(), "true".to_owned()),
+        ("X-Token".to_owned(), "abc".to_owned()),
+    ];
+    let wrong = [
+        ("X-My-Header".to_owned(), "false".to_owned()),
+        ("X-Token".to_owned(), String::new()),
+    ];
     assert!(m.matches(&request("GET", "/", &both)));
     assert!(!m.matches(&request("GET", "/", &wrong)));
     assert!(!m.matches(&request("GET", "/", &both[..1])));

@@ -46,9 +46,16 @@ fn a_broad_deny_is_materialised_over_narrower_allows() {
     };
     map.add(src(1), vec![(allow80, Effect::Allow)], &mut changes);
     assert_eq!(map.get(&allow80), Some(Verdict::Allow));
-    map.add(src(2), vec![(Key::any(Direction::Ingress, peer), Effect::Deny)], &mut changes);
+    map.add(
+        src(2),
+        vec![(Key::any(Direction::Ingress, peer), Effect::Deny)],
+        &mut changes,
+    );
     assert_eq!(map.get(&allow80), Some(Verdict::Deny));
-    assert!(matches!(map.decide(Direction::Ingress, peer, None, PROTO_TCP, 80), Decision::Denied { .. }));
+    assert!(matches!(
+        map.decide(Direction::Ingress, peer, None, PROTO_TCP, 80),
+        Decision::Denied { .. }
+    ));
     map.remove(&src(2), &mut changes);
     assert_eq!(map.get(&allow80), Some(Verdict::Allow));
     let summary: Vec<String> = changes

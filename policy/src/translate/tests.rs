@@ -43,11 +43,24 @@ spec:
 "#,
     );
     assert!(out.contains(r#""any:org": "empire""#), "{out}");
-    assert!(out.contains(r#""k8s:io.kubernetes.pod.namespace": "default""#), "{out}");
-    assert!(out.contains(r#""k8s:io.kubernetes.pod.namespace": "other""#), "{out}");
+    assert!(
+        out.contains(r#""k8s:io.kubernetes.pod.namespace": "default""#),
+        "{out}"
+    );
+    assert!(
+        out.contains(r#""k8s:io.kubernetes.pod.namespace": "other""#),
+        "{out}"
+    );
     // The reserved:host selector keeps no namespace.
     let host = out.split("reserved:host").nth(1).expect("host selector");
-    assert!(!host.split('}').next().unwrap_or_default().contains("pod.namespace"), "{out}");
+    assert!(
+        !host
+            .split('}')
+            .next()
+            .unwrap_or_default()
+            .contains("pod.namespace"),
+        "{out}"
+    );
 }
 
 #[test]
