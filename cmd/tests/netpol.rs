@@ -70,7 +70,14 @@ fn cases() -> Vec<Case> {
 
 /// `myelin policy matrix` over the cluster and one case; the exit code, stdout and stderr.
 fn matrix(case: &Case, extra: &[&str]) -> (i32, String, String) {
-    let mut args = vec!["policy", "matrix", "--manifests", CLUSTER, "--manifests", &case.dir];
+    let mut args = vec![
+        "policy",
+        "matrix",
+        "--manifests",
+        CLUSTER,
+        "--manifests",
+        &case.dir,
+    ];
     for probe in &case.probes {
         args.extend(["--probe", probe.as_str()]);
     }
@@ -159,14 +166,24 @@ fn tables_from_json(json: &serde_json::Value) -> String {
                 .iter()
                 .map(|v| v.as_str().expect("pod names are strings"))
                 .collect();
-            let mut out = format!("{}\n-\t{}\n", p["probe"].as_str().expect("probe"), pods.join("\t"));
+            let mut out = format!(
+                "{}\n-\t{}\n",
+                p["probe"].as_str().expect("probe"),
+                pods.join("\t")
+            );
             let rows = p["allowed"].as_array().expect("`allowed` is an array");
             for (from, row) in pods.iter().zip(rows) {
                 let cells: Vec<&str> = row
                     .as_array()
                     .expect("a row is an array")
                     .iter()
-                    .map(|c| if c.as_bool().expect("cells are booleans") { "." } else { "X" })
+                    .map(|c| {
+                        if c.as_bool().expect("cells are booleans") {
+                            "."
+                        } else {
+                            "X"
+                        }
+                    })
                     .collect();
                 let _ = writeln!(out, "{from}\t{}", cells.join("\t"));
             }
@@ -208,7 +225,12 @@ fn every_case_is_well_formed() {
         let dir = root().join(&case.dir);
         let errors = problems(&[root().join(CLUSTER), dir.clone()]);
         assert!(errors.is_empty(), "{}: {errors:?}", case.dir);
-        assert!(case.it.starts_with("should "), "{}: `{}`", case.dir, case.it);
+        assert!(
+            case.it.starts_with("should "),
+            "{}: `{}`",
+            case.dir,
+            case.it
+        );
         its.insert(case.it.as_str());
         assert_eq!(
             pods(&[root().join(CLUSTER), dir]),
@@ -218,7 +240,12 @@ fn every_case_is_well_formed() {
         );
 
         let tables: Vec<&str> = case.expected.split("\n\n").collect();
-        assert_eq!(tables.len(), case.probes.len(), "{}: one table per probe", case.dir);
+        assert_eq!(
+            tables.len(),
+            case.probes.len(),
+            "{}: one table per probe",
+            case.dir
+        );
         for (table, probe) in tables.iter().zip(&case.probes) {
             let lines: Vec<&str> = table.lines().collect();
             assert_eq!(lines.first(), Some(&probe.as_str()), "{}", case.dir);
@@ -229,7 +256,11 @@ fn every_case_is_well_formed() {
                 assert_eq!(cells.next(), Some(from.as_str()), "{}", case.dir);
                 let cells: Vec<&str> = cells.collect();
                 assert_eq!(cells.len(), cluster_pods.len(), "{}: {line}", case.dir);
-                assert!(cells.iter().all(|c| *c == "." || *c == "X"), "{}: {line}", case.dir);
+                assert!(
+                    cells.iter().all(|c| *c == "." || *c == "X"),
+                    "{}: {line}",
+                    case.dir
+                );
             }
         }
         assert!(case.expected.ends_with("X\n") || case.expected.ends_with(".\n"));

@@ -78,7 +78,11 @@ fn traces() -> Vec<Trace> {
     files.sort();
     let mut out = Vec::new();
     for file in files {
-        let name = file.file_name().expect("file name").to_string_lossy().into_owned();
+        let name = file
+            .file_name()
+            .expect("file name")
+            .to_string_lossy()
+            .into_owned();
         let text = fs::read_to_string(&file).expect("read a traces file");
         let mut manifests: Vec<String> = Vec::new();
         for (i, line) in text.lines().enumerate() {
