@@ -1,9 +1,5 @@
 //! The upstream Kubernetes e2e NetworkPolicy cases (`cmd/tests/netpol/`, see its README.md)
 //! run through `myelin policy matrix`, every case compared with its `expected.txt`.
-//!
-//! The fixture checks run always; the engine checks are `#[ignore]`d until `myelin policy
-//! matrix` exists (it is being written on another branch): `cargo test -p cmd --test netpol --
-//! --include-ignored`.
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
@@ -117,7 +113,6 @@ fn diff(expected: &str, actual: &str) -> String {
 }
 
 #[test]
-#[ignore = "`myelin policy matrix` is not written yet; drop this once it is"]
 fn every_upstream_case_gives_the_expected_matrix() {
     let cases = cases();
     let mut failures = String::new();
@@ -153,16 +148,21 @@ fn every_upstream_case_gives_the_expected_matrix() {
 
 /// The truth tables of `-o json`, rendered back into the table text of `expected.txt`.
 ///
-/// The JSON shape assumed here: `{"probes": [{"probe": "80/TCP", "pods": ["x/a", ..],
-/// "allowed": [[true, false, ..], ..]}]}`, where `allowed[i][j]` is pods[i] -> pods[j].
+/// The JSON shape the issue fixes: `{"probes": [{"probe": "80/TCP", "from": ["x/a", ..],
+/// "to": ["x/a", ..], "allowed": [[true, false, ..], ..]}]}`, where `allowed[i][j]` is
+/// from[i] -> to[j].
 fn tables_from_json(json: &serde_json::Value) -> String {
     let probes = json["probes"].as_array().expect("`probes` is an array");
     let tables: Vec<String> = probes
         .iter()
         .map(|p| {
-            let pods: Vec<&str> = p["pods"]
+            assert_eq!(
+                p["from"], p["to"],
+                "every pod is both a source and a destination"
+            );
+            let pods: Vec<&str> = p["from"]
                 .as_array()
-                .expect("`pods` is an array")
+                .expect("`from` is an array")
                 .iter()
                 .map(|v| v.as_str().expect("pod names are strings"))
                 .collect();
@@ -194,7 +194,6 @@ fn tables_from_json(json: &serde_json::Value) -> String {
 }
 
 #[test]
-#[ignore = "`myelin policy matrix` is not written yet; drop this once it is"]
 fn json_output_holds_the_same_matrix() {
     let case = cases()
         .into_iter()

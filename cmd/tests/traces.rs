@@ -7,10 +7,6 @@
 //!   as they are (single or double quotes group words), with `-o json`; the JSON `verdict` must
 //!   be the one named, and `http_status` must equal NNN when `http=` is given (it is not
 //!   compared otherwise).
-//!
-//! The fixture check runs always; the engine check is `#[ignore]`d until `myelin policy trace`
-//! exists (it is being written on another branch): `cargo test -p cmd --test traces --
-//! --include-ignored`.
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
@@ -124,7 +120,6 @@ fn traces() -> Vec<Trace> {
 }
 
 #[test]
-#[ignore = "`myelin policy trace` is not written yet; drop this once it is"]
 fn every_tutorial_verdict_is_traced() {
     let traces = traces();
     let mut failures = String::new();

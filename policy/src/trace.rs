@@ -251,6 +251,10 @@ pub fn trace(
             let Decision::Redirected { parser, .. } = side.decision else {
                 continue;
             };
+            // Without a query there is nothing for the DNS proxy to judge: the flow is open.
+            if parser == L7Parser::Dns && request.dns.is_none() {
+                continue;
+            }
             let Some(pod) = owner.pod else { continue };
             let Some(map) = cluster.engine.map_state(pod.identity) else {
                 continue;
@@ -330,12 +334,10 @@ pub fn trace(
 }
 
 /// Whether a connection between two pods is allowed at L3/L4 (a redirect to the proxy counts
-/// as allowed: the connection is accepted). Traffic from a pod to its own address never
-/// leaves the pod, so it is always allowed.
+/// as allowed: the connection is accepted). A pod reaching itself is evaluated like any other
+/// pair, as upstream's e2e tests expect: they probe the pod's own Service, which hairpins
+/// through the node.
 pub fn connection_allowed(cluster: &Cluster, from: &PodInfo, to: &PodInfo, probe: Probe) -> bool {
-    if from.namespace == to.namespace && from.name == to.name {
-        return true;
-    }
     let src = End {
         pod: Some(from),
         identity: from.identity,
