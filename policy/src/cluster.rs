@@ -65,9 +65,19 @@ impl Cluster {
             rules: Vec::new(),
             errors: Vec::new(),
         };
+        // A later object of the same kind and name replaces an earlier one, as a second
+        // `kubectl apply -f` would.
+        let mut latest: Vec<Option<Object>> = Vec::new();
+        let mut index = BTreeMap::new();
+        for object in objects {
+            if let Some(i) = index.insert((object.kind(), object.object_ref()), latest.len()) {
+                latest[i] = None;
+            }
+            latest.push(Some(object));
+        }
         let mut pods = Vec::new();
         let mut policies = Vec::new();
-        for object in objects {
+        for object in latest.into_iter().flatten() {
             let problems = schema::validate::object(&object);
             if !problems.is_empty() {
                 cluster
