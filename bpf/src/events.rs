@@ -166,7 +166,7 @@ pub struct Flow {
 }
 
 impl Flow {
-    /// `Some(true)` for a reply of a tracked connection; what flow.proto calls `is_reply`.
+    /// Whether the packet is a reply of a tracked connection: flow.proto's `is_reply`.
     pub fn is_reply(&self) -> bool {
         self.ct_state == CtState::Reply
     }

@@ -302,8 +302,18 @@ impl Datapath {
     /// Runs `program` once over `packet` (Ethernet first) with BPF_PROG_TEST_RUN, as if it
     /// arrived on the loopback interface (ifindex 1) of the caller's namespace.
     pub fn test_run(&mut self, program: Program, packet: &[u8]) -> Result<TestRun, Error> {
+        self.test_run_repeat(program, packet, 1)
+    }
+
+    /// [`Datapath::test_run`] `repeat` times in the kernel (for timing; map effects repeat too).
+    pub fn test_run_repeat(
+        &mut self,
+        program: Program,
+        packet: &[u8],
+        repeat: u32,
+    ) -> Result<TestRun, Error> {
         let prog = classifier(&mut self.ebpf, program)?;
-        test_run::run(prog, program.name(), packet)
+        test_run::run(prog, program.name(), packet, repeat)
     }
 }
 

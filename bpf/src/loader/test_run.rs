@@ -37,6 +37,8 @@ pub struct TestRun {
     pub verdict: u32,
     /// The packet as the program left it.
     pub packet: Vec<u8>,
+    /// Average run time per repetition as the kernel measured it, in nanoseconds.
+    pub duration_ns: u32,
 }
 
 impl TestRun {
@@ -48,6 +50,7 @@ pub(super) fn run(
     prog: &SchedClassifier,
     name: &'static str,
     packet: &[u8],
+    repeat: u32,
 ) -> Result<TestRun, Error> {
     let test_error = |source| Error::TestRun {
         program: name,
@@ -71,7 +74,7 @@ pub(super) fn run(
         data_size_out: len(out.len())?,
         data_in: packet.as_ptr() as u64,
         data_out: out.as_mut_ptr() as u64,
-        repeat: 1,
+        repeat: repeat.max(1),
         ..TestRunAttr::default()
     };
     #[expect(
@@ -100,5 +103,6 @@ pub(super) fn run(
     Ok(TestRun {
         verdict: attr.retval,
         packet: out,
+        duration_ns: attr.duration,
     })
 }

@@ -5,8 +5,10 @@
 //! entered one (once its ingress policy allowed it). A packet whose reversed tuple has an entry
 //! in the opposite scope is a reply and passes without a policy lookup; every other packet is
 //! checked against policy. TCP, UDP and ICMP echo (the id plays the source port on the request
-//! side) are tracked; other protocols have ports 0. Entries age out by LRU only: FIN/RST set
-//! [`CtEntry::CLOSING`] but do not shorten the lifetime.
+//! side) are tracked; other protocols have ports 0. ICMP errors about a tracked connection are
+//! not recognised as related yet: they go through policy with the ICMP type as the port.
+//! Entries age out by LRU only: FIN/RST set [`CtEntry::CLOSING`] but do not shorten the
+//! lifetime, and there is no garbage collector yet.
 
 use std::net::Ipv4Addr;
 
