@@ -12,6 +12,40 @@
 //! `conntrack` (scoped connection tuples), `config`, and the `events` ring buffer with the
 //! per-CPU `events_lost` counter. The policy engine computes their contents elsewhere; this
 //! crate only knows layouts and the kernel. IPv4 only for now: IPv6 passes untouched.
+//!
+//! What a reconciler does with it:
+//!
+//! ```no_run
+//! use std::net::Ipv4Addr;
+//!
+//! use bpf::{
+//!     Datapath, Direction, EndpointFlags, EndpointInfo, Interface, IpcacheValue, Ipv4Prefix,
+//!     L4, PolicyKey, PolicyValue,
+//! };
+//!
+//! # fn main() -> Result<(), bpf::Error> {
+//! // Reuses whatever an earlier agent pinned there.
+//! let mut dp = Datapath::open("/sys/fs/bpf/myelin")?;
+//! let pod = Ipv4Addr::new(10, 0, 0, 5);
+//! dp.ipcache()?
+//!     .insert(Ipv4Prefix::host(pod), &IpcacheValue::new(16530))?;
+//! let info = EndpointInfo {
+//!     endpoint_id: 7,
+//!     ifindex: 42, // the host-side veth
+//!     identity: 16530,
+//!     mac: [0x02, 0, 0, 0, 0, 5],
+//!     flags: EndpointFlags::ENFORCE_INGRESS,
+//! };
+//! dp.endpoints()?.insert(pod, &info)?;
+//! let mut policy = dp.policy()?;
+//! for l4 in L4::port_range(L4::TCP, 8080, 8090)? {
+//!     let key = PolicyKey { endpoint_id: 7, direction: Direction::Ingress, identity: 31028, l4 };
+//!     policy.insert(&key, &PolicyValue::allow())?;
+//! }
+//! dp.attach(&Interface { name: "lxc1234", netns: None })?;
+//! # Ok(())
+//! # }
+//! ```
 
 pub mod events;
 pub mod maps;

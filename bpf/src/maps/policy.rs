@@ -211,7 +211,9 @@ pub enum Verdict {
     Allow,
     Deny,
     /// Allow, and mark the packet for the L7 proxy listening on `proxy_port` (Cilium's mark
-    /// `0x0200 | port << 16`, which the proxy's TPROXY rule matches).
+    /// `0x0200 | port << 16`, which the proxy's TPROXY rule matches). The mark only steers
+    /// packets leaving a pod (they are routed after `from_container`); redirecting traffic
+    /// into a pod needs the proxy's own datapath work and is not done here.
     Redirect {
         proxy_port: u16,
     },

@@ -182,6 +182,25 @@ async fn l3_deny_beats_a_port_allow() {
 }
 
 #[test]
+fn wildcard_port_deny_beats_an_l3_allow() {
+    if !require_root() {
+        return;
+    }
+    let mut f = setup(enforce_both());
+    allow(&f, Direction::Ingress, ID_B, L4::Any);
+    put(
+        &f,
+        Direction::Ingress,
+        identity::ANY,
+        L4::port(L4::TCP, 22),
+        PolicyValue::deny(),
+    );
+    assert_eq!(ingress(&mut f, &tcp(POD_B, 40000, POD_A, 22, SYN)), SHOT);
+    assert_eq!(ingress(&mut f, &tcp(POD_B, 40000, POD_A, 23, SYN)), OK);
+    assert_eq!(ingress(&mut f, &udp(POD_B, 40000, POD_A, 22)), OK);
+}
+
+#[test]
 fn unknown_peer_is_world() {
     if !require_root() {
         return;
