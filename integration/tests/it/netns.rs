@@ -96,6 +96,25 @@ impl Netns {
         run(&["ip", "link", "set", host_end, "up"]);
         self.exec_ok(&["ip", "link", "set", inner_end, "up"]);
     }
+
+    /// Creates a veth pair with `local_end` in this namespace and `peer_end` in `peer`, both
+    /// up. Both ends go away with either namespace, so nothing touches the caller's namespace.
+    pub(crate) fn add_veth_to(&self, peer: &Netns, local_end: &str, peer_end: &str) {
+        self.exec_ok(&[
+            "ip", "link", "add", local_end, "type", "veth", "peer", "name", peer_end, "netns",
+            &peer.name,
+        ]);
+        self.exec_ok(&["ip", "link", "set", local_end, "up"]);
+        peer.exec_ok(&["ip", "link", "set", peer_end, "up"]);
+    }
+
+    /// The interface index of `link` inside this namespace.
+    pub(crate) fn ifindex(&self, link: &str) -> u32 {
+        self.exec_ok(&["cat", &format!("/sys/class/net/{link}/ifindex")])
+            .trim()
+            .parse()
+            .expect("ifindex is a number")
+    }
 }
 
 impl Drop for Netns {

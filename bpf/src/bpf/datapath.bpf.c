@@ -1,0 +1,437 @@
+// SPDX-License-Identifier: Apache-2.0
+/*
+ * Per-endpoint policy enforcement on the host side of a pod's veth.
+ *
+ * from_container runs at the host veth's tc ingress (packets leaving the pod: the pod's
+ * EGRESS); to_container at its tc egress (packets entering the pod: the pod's INGRESS).
+ * Pod-to-pod traffic on one node crosses the sender's from_container and then the receiver's
+ * to_container, and both must allow it.
+ *
+ * IPv4 only: every other EtherType (IPv6, ARP) passes untouched.
+ */
+#include <linux/bpf.h>
+#include <linux/if_ether.h>
+#include <linux/in.h>
+#include <linux/ip.h>
+#include <linux/pkt_cls.h>
+#include <bpf/bpf_endian.h>
+#include <bpf/bpf_helpers.h>
+
+#include "myelin.h"
+
+/* Cilium's "to proxy" mark: the TPROXY rule of the proxy issue matches it. */
+#define MARK_MAGIC_TO_PROXY 0x0200
+
+#define TCP_FIN 0x01
+#define TCP_SYN 0x02
+#define TCP_RST 0x04
+
+#define ICMP_ECHOREPLY 0
+#define ICMP_ECHO 8
+
+/* Overridden by the loader (EbpfLoader::set_max_entries); these are the defaults. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, 512 * 1024);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct ipcache_key);
+	__type(value, struct ipcache_value);
+} ipcache SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct endpoint_key);
+	__type(value, struct endpoint_info);
+} endpoints SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, 1024 * 1024);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct policy_key);
+	__type(value, struct policy_value);
+} policy SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 262144);
+	__type(key, struct ct_key);
+	__type(value, struct ct_entry);
+} conntrack SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct datapath_config);
+} config SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1024 * 1024);
+} events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} events_lost SEC(".maps");
+
+struct pkt {
+	__u32 saddr;
+	__u32 daddr;
+	__u16 sport;       /* conntrack tuple ports, host byte order */
+	__u16 dport;
+	__u16 policy_port; /* destination port, or ICMP type */
+	__u16 ev_sport;    /* what events report: ports, or ICMP type and code */
+	__u16 ev_dport;
+	__u8 proto;
+	__u8 tcp_flags;
+};
+
+/* Everything one packet's decision needs, passed by pointer to stay within the stack limit. */
+struct ctx {
+	struct pkt p;
+	__u32 endpoint_id;
+	__u32 endpoint_identity;
+	__u32 peer_identity;
+	__u8 dir;
+	__u8 ct_state;
+	__u8 match_type;
+	__u8 verdict;
+	__u16 proxy_port;
+	__u16 drop_reason;
+	__u32 cookie;
+};
+
+static __always_inline int parse(struct __sk_buff *skb, struct pkt *p)
+{
+	struct iphdr ip;
+	__u32 off;
+
+	if (bpf_skb_load_bytes(skb, ETH_HLEN, &ip, sizeof(ip)) < 0)
+		return -1;
+	if (ip.version != 4 || ip.ihl < 5)
+		return -1;
+	p->saddr = ip.saddr;
+	p->daddr = ip.daddr;
+	p->proto = ip.protocol;
+	/* A non-first fragment carries no L4 header: it is seen with ports 0. */
+	if (ip.frag_off & bpf_htons(0x1fff))
+		return 0;
+	off = ETH_HLEN + ip.ihl * 4;
+
+	switch (ip.protocol) {
+	case IPPROTO_TCP: {
+		__u8 tcp[14];
+
+		if (bpf_skb_load_bytes(skb, off, tcp, sizeof(tcp)) < 0)
+			return -1;
+		p->sport = (tcp[0] << 8) | tcp[1];
+		p->dport = (tcp[2] << 8) | tcp[3];
+		p->tcp_flags = tcp[13];
+		p->policy_port = p->dport;
+		p->ev_sport = p->sport;
+		p->ev_dport = p->dport;
+		break;
+	}
+	case IPPROTO_UDP: {
+		__u8 udp[4];
+
+		if (bpf_skb_load_bytes(skb, off, udp, sizeof(udp)) < 0)
+			return -1;
+		p->sport = (udp[0] << 8) | udp[1];
+		p->dport = (udp[2] << 8) | udp[3];
+		p->policy_port = p->dport;
+		p->ev_sport = p->sport;
+		p->ev_dport = p->dport;
+		break;
+	}
+	case IPPROTO_ICMP: {
+		__u8 icmp[8];
+		__u16 id;
+
+		if (bpf_skb_load_bytes(skb, off, icmp, sizeof(icmp)) < 0)
+			return -1;
+		id = (icmp[4] << 8) | icmp[5];
+		/* The echo id plays the port: the request's tuple reversed is the reply's. */
+		if (icmp[0] == ICMP_ECHO)
+			p->sport = id;
+		else if (icmp[0] == ICMP_ECHOREPLY)
+			p->dport = id;
+		p->policy_port = icmp[0];
+		p->ev_sport = icmp[0];
+		p->ev_dport = icmp[1];
+		break;
+	}
+	default:
+		break;
+	}
+	return 0;
+}
+
+static __always_inline void emit(struct __sk_buff *skb, struct ctx *c, __u8 type, __u16 code)
+{
+	__u32 zero = 0;
+	struct event *ev;
+	__u32 cap;
+
+	ev = bpf_ringbuf_reserve(&events, sizeof(*ev), 0);
+	if (!ev) {
+		__u64 *lost = bpf_map_lookup_elem(&events_lost, &zero);
+
+		if (lost)
+			*lost += 1;
+		return;
+	}
+	__builtin_memset(ev, 0, sizeof(*ev) - EVENT_CAPTURE_LEN);
+	ev->hdr.type = type;
+	ev->hdr.version = EVENT_VERSION;
+	ev->hdr.pkt_len = skb->len;
+	ev->hdr.ktime_ns = bpf_ktime_get_ns();
+	ev->flow.endpoint_id = c->endpoint_id;
+	ev->flow.ifindex = skb->ifindex;
+	if (c->dir == DIR_EGRESS) {
+		ev->flow.src_identity = c->endpoint_identity;
+		ev->flow.dst_identity = c->peer_identity;
+	} else {
+		ev->flow.src_identity = c->peer_identity;
+		ev->flow.dst_identity = c->endpoint_identity;
+	}
+	ev->flow.saddr = c->p.saddr;
+	ev->flow.daddr = c->p.daddr;
+	ev->flow.sport = c->p.ev_sport;
+	ev->flow.dport = c->p.ev_dport;
+	ev->flow.proto = c->p.proto;
+	ev->flow.tcp_flags = c->p.tcp_flags;
+	ev->flow.direction = c->dir;
+	ev->flow.ct_state = c->ct_state;
+	ev->code = code;
+	if (type == EVENT_POLICY_VERDICT) {
+		ev->match_type = c->match_type;
+		ev->verdict = c->verdict;
+		ev->cookie = c->cookie;
+	}
+	ev->proxy_port = c->proxy_port;
+
+	cap = skb->len;
+	if (cap > EVENT_CAPTURE_LEN)
+		cap = EVENT_CAPTURE_LEN;
+	if (cap == 0 || bpf_skb_load_bytes(skb, 0, ev->data, cap) < 0)
+		cap = 0;
+	ev->hdr.cap_len = cap;
+	bpf_ringbuf_submit(ev, 0);
+}
+
+static __always_inline int want_trace(struct ctx *c)
+{
+	__u32 zero = 0;
+	struct datapath_config *cfg = bpf_map_lookup_elem(&config, &zero);
+	__u32 mode = cfg ? cfg->trace_mode : TRACE_AGGREGATE;
+
+	if (mode == TRACE_ALL)
+		return 1;
+	if (mode == TRACE_NONE)
+		return 0;
+	return c->ct_state == CT_STATE_NEW || (c->p.tcp_flags & (TCP_SYN | TCP_FIN | TCP_RST));
+}
+
+static __always_inline int drop(struct __sk_buff *skb, struct ctx *c, __u16 reason)
+{
+	emit(skb, c, EVENT_DROP, reason);
+	return TC_ACT_SHOT;
+}
+
+/*
+ * Two lookups: the peer's identity and the wildcard identity 0. A deny in either wins; otherwise
+ * the hit with the longer L4 prefix wins (the peer's on a tie). The policy writer guarantees that
+ * within one identity no allow is more specific than a deny covering it, so the longest-prefix
+ * hit of each lookup is enough.
+ */
+static __always_inline void policy_check(struct ctx *c)
+{
+	struct policy_key key = {
+		.prefixlen = POLICY_PREFIX_FULL,
+		.endpoint_id = c->endpoint_id,
+		.identity = c->peer_identity,
+		.direction = c->dir,
+		.proto = c->p.proto,
+		.dport = bpf_htons(c->p.policy_port),
+	};
+	struct policy_value *exact, *any, *hit;
+	int exact_wins;
+
+	exact = bpf_map_lookup_elem(&policy, &key);
+	key.identity = IDENTITY_ANY;
+	any = bpf_map_lookup_elem(&policy, &key);
+
+	if (exact && exact->verdict == VERDICT_DENY)
+		exact_wins = 1;
+	else if (any && any->verdict == VERDICT_DENY)
+		exact_wins = 0;
+	else if (exact && any)
+		exact_wins = exact->l4_prefixlen >= any->l4_prefixlen;
+	else if (exact)
+		exact_wins = 1;
+	else if (any)
+		exact_wins = 0;
+	else {
+		c->verdict = 0;
+		c->match_type = MATCH_NONE;
+		c->drop_reason = DROP_POLICY_DENIED;
+		return;
+	}
+	hit = exact_wins ? exact : any;
+	if (!hit)
+		return;
+	c->verdict = hit->verdict;
+	c->cookie = hit->cookie;
+	if (hit->verdict == VERDICT_REDIRECT)
+		c->proxy_port = hit->proxy_port;
+	if (exact_wins)
+		c->match_type = hit->l4_prefixlen ? MATCH_L3_L4 : MATCH_L3_ONLY;
+	else
+		c->match_type = hit->l4_prefixlen ? MATCH_L4_ONLY : MATCH_ALL;
+	if (hit->verdict == VERDICT_DENY)
+		c->drop_reason = DROP_POLICY_DENY;
+	else if (hit->verdict != VERDICT_ALLOW && hit->verdict != VERDICT_REDIRECT)
+		c->drop_reason = DROP_POLICY_DENIED;
+}
+
+static __always_inline void ct_account(struct ct_entry *e, int forward, struct __sk_buff *skb,
+				       __u8 tcp_flags)
+{
+	e->last_seen_ns = bpf_ktime_get_ns();
+	if (forward) {
+		__sync_fetch_and_add(&e->packets_fwd, 1);
+		__sync_fetch_and_add(&e->bytes_fwd, skb->len);
+		e->tcp_flags_fwd |= tcp_flags;
+	} else {
+		__sync_fetch_and_add(&e->packets_rev, 1);
+		__sync_fetch_and_add(&e->bytes_rev, skb->len);
+		e->tcp_flags_rev |= tcp_flags;
+		if (!(e->flags & CT_F_REPLY_SEEN))
+			e->flags |= CT_F_REPLY_SEEN;
+	}
+	if ((tcp_flags & (TCP_FIN | TCP_RST)) && !(e->flags & CT_F_CLOSING))
+		e->flags |= CT_F_CLOSING;
+}
+
+static __always_inline int handle(struct __sk_buff *skb, __u8 dir)
+{
+	struct ctx c = { .dir = dir };
+	struct endpoint_info *ep;
+	struct ipcache_key ipk;
+	struct ipcache_value *ipv;
+	struct ct_key fwd, rev;
+	struct ct_entry *entry;
+	__u32 ep_addr, peer_addr;
+	__u16 flag;
+
+	if (skb->protocol != bpf_htons(ETH_P_IP))
+		return TC_ACT_OK;
+	if (parse(skb, &c.p) < 0)
+		return drop(skb, &c, DROP_INVALID_PACKET);
+
+	ep_addr = dir == DIR_EGRESS ? c.p.saddr : c.p.daddr;
+	peer_addr = dir == DIR_EGRESS ? c.p.daddr : c.p.saddr;
+
+	ep = bpf_map_lookup_elem(&endpoints, &ep_addr);
+	if (!ep || ep->ifindex != skb->ifindex)
+		return drop(skb, &c,
+			    dir == DIR_EGRESS ? DROP_INVALID_SOURCE_IP : DROP_NO_LOCAL_ENDPOINT);
+	c.endpoint_id = ep->endpoint_id;
+	c.endpoint_identity = ep->identity;
+	flag = dir == DIR_EGRESS ? ENDPOINT_F_ENFORCE_EGRESS : ENDPOINT_F_ENFORCE_INGRESS;
+
+	ipk.prefixlen = 32;
+	ipk.addr = peer_addr;
+	ipv = bpf_map_lookup_elem(&ipcache, &ipk);
+	c.peer_identity = ipv ? ipv->identity : IDENTITY_WORLD;
+
+	fwd = (struct ct_key){
+		.saddr = c.p.saddr,
+		.daddr = c.p.daddr,
+		.sport = c.p.sport,
+		.dport = c.p.dport,
+		.proto = c.p.proto,
+		.scope = dir,
+	};
+	rev = (struct ct_key){
+		.saddr = c.p.daddr,
+		.daddr = c.p.saddr,
+		.sport = c.p.dport,
+		.dport = c.p.sport,
+		.proto = c.p.proto,
+		.scope = dir == DIR_EGRESS ? CT_SCOPE_INGRESS : CT_SCOPE_EGRESS,
+	};
+
+	entry = bpf_map_lookup_elem(&conntrack, &fwd);
+	if (entry) {
+		c.ct_state = CT_STATE_ESTABLISHED;
+	} else {
+		entry = bpf_map_lookup_elem(&conntrack, &rev);
+		c.ct_state = entry ? CT_STATE_REPLY : CT_STATE_NEW;
+	}
+
+	if (dir == DIR_EGRESS && want_trace(&c))
+		emit(skb, &c, EVENT_TRACE, OBS_FROM_ENDPOINT);
+
+	if (c.ct_state == CT_STATE_REPLY) {
+		/* Replies of a connection this endpoint's policy let in or out need no lookup. */
+		if (entry)
+			ct_account(entry, 0, skb, c.p.tcp_flags);
+		c.proxy_port = 0;
+	} else if (ep->flags & flag) {
+		policy_check(&c);
+		if (c.ct_state == CT_STATE_NEW)
+			emit(skb, &c, EVENT_POLICY_VERDICT, 0);
+		if (c.drop_reason)
+			return drop(skb, &c, c.drop_reason);
+	} else {
+		c.verdict = VERDICT_ALLOW;
+	}
+
+	if (c.ct_state == CT_STATE_NEW) {
+		struct ct_entry fresh = {};
+		long err;
+
+		fresh.created_ns = bpf_ktime_get_ns();
+		fresh.last_seen_ns = fresh.created_ns;
+		fresh.packets_fwd = 1;
+		fresh.bytes_fwd = skb->len;
+		fresh.peer_identity = c.peer_identity;
+		fresh.proxy_port = c.proxy_port;
+		fresh.tcp_flags_fwd = c.p.tcp_flags;
+		if (c.p.tcp_flags & (TCP_FIN | TCP_RST))
+			fresh.flags = CT_F_CLOSING;
+		err = bpf_map_update_elem(&conntrack, &fwd, &fresh, BPF_NOEXIST);
+		if (err && err != -17 /* EEXIST: a racing packet of the same flow */)
+			return drop(skb, &c, DROP_CT_MAP_INSERTION_FAILED);
+	} else if (c.ct_state == CT_STATE_ESTABLISHED && entry) {
+		ct_account(entry, 1, skb, c.p.tcp_flags);
+	}
+
+	if (c.verdict == VERDICT_REDIRECT && c.proxy_port)
+		skb->mark = MARK_MAGIC_TO_PROXY | ((__u32)c.proxy_port << 16);
+
+	if (want_trace(&c))
+		emit(skb, &c, EVENT_TRACE, dir == DIR_EGRESS ? OBS_TO_STACK : OBS_TO_ENDPOINT);
+	return TC_ACT_OK;
+}
+
+SEC("classifier")
+int from_container(struct __sk_buff *skb)
+{
+	return handle(skb, DIR_EGRESS);
+}
+
+SEC("classifier")
+int to_container(struct __sk_buff *skb)
+{
+	return handle(skb, DIR_INGRESS);
+}
+
+char _license[] SEC("license") = "Apache-2.0";

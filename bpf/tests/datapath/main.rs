@@ -1,0 +1,603 @@
+//! Program tests: crafted packets through BPF_PROG_TEST_RUN against real maps, asserting the
+//! verdict, the conntrack entries and the events the programs write.
+//!
+//! Test runs happen on the loopback interface (ifindex 1), so the endpoints below sit "behind"
+//! ifindex 1.
+
+#![expect(
+    clippy::unwrap_used,
+    clippy::print_stderr,
+    reason = "test harness: a panic is the failure report, stderr the skip and cleanup notes"
+)]
+
+mod fixture;
+mod packets;
+
+use std::net::Ipv4Addr;
+
+use bpf::events::{CtState, DropReason, MatchType, ObservationPoint};
+use bpf::{
+    CtKey, Direction, EndpointFlags, EndpointInfo, EventKind, IpcacheValue, Ipv4Prefix, L4,
+    PolicyKey, PolicyValue, Program, TestRun, Verdict, identity,
+};
+use expect_test::expect;
+use fixture::{Fixture, drain, require_root};
+use packets::{ACK, ICMP, SYN, TCP, UDP, icmp_echo, ipv6, tcp, udp};
+
+const POD_A: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
+const POD_B: Ipv4Addr = Ipv4Addr::new(10, 0, 1, 2);
+const WORLD: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 7);
+const EP_A: u32 = 100;
+const ID_A: u32 = 1000;
+const ID_B: u32 = 2000;
+
+const OK: u32 = TestRun::TC_ACT_OK;
+const SHOT: u32 = TestRun::TC_ACT_SHOT;
+
+/// Pod A (endpoint 100, identity 1000) behind ifindex 1, enforcing `flags`; pod B's /24
+/// has identity 2000 in the ipcache; everything else is world.
+fn setup(flags: EndpointFlags) -> Fixture {
+    let f = Fixture::new();
+    f.dp.endpoints()
+        .unwrap()
+        .insert(
+            POD_A,
+            &EndpointInfo {
+                endpoint_id: EP_A,
+                ifindex: 1,
+                identity: ID_A,
+                mac: [2, 0, 0, 0, 0, 1],
+                flags,
+            },
+        )
+        .unwrap();
+    let mut ipcache = f.dp.ipcache().unwrap();
+    ipcache
+        .insert(
+            Ipv4Prefix::new(POD_B, 24).unwrap(),
+            &IpcacheValue::new(ID_B),
+        )
+        .unwrap();
+    ipcache
+        .insert(Ipv4Prefix::host(POD_A), &IpcacheValue::new(ID_A))
+        .unwrap();
+    f
+}
+
+fn enforce_both() -> EndpointFlags {
+    EndpointFlags::ENFORCE_INGRESS | EndpointFlags::ENFORCE_EGRESS
+}
+
+fn allow(f: &Fixture, direction: Direction, identity: u32, l4: L4) {
+    put(f, direction, identity, l4, PolicyValue::allow());
+}
+
+fn put(f: &Fixture, direction: Direction, identity: u32, l4: L4, value: PolicyValue) {
+    let key = PolicyKey {
+        endpoint_id: EP_A,
+        direction,
+        identity,
+        l4,
+    };
+    f.dp.policy().unwrap().insert(&key, &value).unwrap();
+}
+
+fn run(f: &mut Fixture, program: Program, packet: &[u8]) -> u32 {
+    f.dp.test_run(program, packet).expect("test run").verdict
+}
+
+fn egress(f: &mut Fixture, packet: &[u8]) -> u32 {
+    run(f, Program::FromContainer, packet)
+}
+
+fn ingress(f: &mut Fixture, packet: &[u8]) -> u32 {
+    run(f, Program::ToContainer, packet)
+}
+
+#[test]
+fn allowed_by_exact_identity_and_port() {
+    if !require_root() {
+        return;
+    }
+    let mut f = setup(enforce_both());
+    allow(&f, Direction::Egress, ID_B, L4::port(L4::TCP, 80));
+    assert_eq!(egress(&mut f, &tcp(POD_A, 40000, POD_B, 80, SYN)), OK);
+    assert_eq!(egress(&mut f, &tcp(POD_A, 40001, POD_B, 81, SYN)), SHOT);
+    assert_eq!(
+        egress(&mut f, &udp(POD_A, 40002, POD_B, 80)),
+        SHOT,
+        "tcp only"
+    );
+    assert_eq!(
+        egress(&mut f, &tcp(POD_A, 40003, WORLD, 80, SYN)),
+        SHOT,
+        "identity 2000 only"
+    );
+    // Egress policy says nothing about ingress.
+    assert_eq!(ingress(&mut f, &tcp(POD_B, 40004, POD_A, 80, SYN)), SHOT);
+}
+
+#[test]
+fn allowed_by_wildcard_identity() {
+    if !require_root() {
+        return;
+    }
+    let mut f = setup(enforce_both());
+    allow(
+        &f,
+        Direction::Ingress,
+        identity::ANY,
+        L4::port(L4::TCP, 443),
+    );
+    assert_eq!(ingress(&mut f, &tcp(POD_B, 40000, POD_A, 443, SYN)), OK);
+    assert_eq!(ingress(&mut f, &tcp(WORLD, 40000, POD_A, 443, SYN)), OK);
+    assert_eq!(ingress(&mut f, &tcp(WORLD, 40000, POD_A, 444, SYN)), SHOT);
+}
+
+#[test]
+fn allowed_by_port_range() {
+    if !require_root() {
+        return;
+    }
+    let mut f = setup(enforce_both());
+    for l4 in L4::port_range(L4::UDP, 8080, 8090).unwrap() {
+        allow(&f, Direction::Egress, ID_B, l4);
+    }
+    for (port, want) in [
+        (8079, SHOT),
+        (8080, OK),
+        (8085, OK),
+        (8088, OK),
+        (8090, OK),
+        (8091, SHOT),
+    ] {
+        assert_eq!(
+            egress(&mut f, &udp(POD_A, 5000, POD_B, port)),
+            want,
+            "port {port}"
+        );
+    }
+    assert_eq!(f.dp.policy().unwrap().iter().unwrap().len(), 3);
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn l3_deny_beats_a_port_allow() {
+    if !require_root() {
+        return;
+    }
+    let mut f = setup(enforce_both());
+    allow(&f, Direction::Egress, identity::ANY, L4::port(L4::TCP, 80));
+    put(&f, Direction::Egress, ID_B, L4::Any, PolicyValue::deny());
+    let mut events = f.dp.events().unwrap();
+    assert_eq!(egress(&mut f, &tcp(POD_A, 40000, POD_B, 80, SYN)), SHOT);
+    assert_eq!(egress(&mut f, &tcp(POD_A, 40000, WORLD, 80, SYN)), OK);
+    let drops: Vec<_> = drain(&mut events)
+        .into_iter()
+        .filter_map(|e| match e.kind {
+            EventKind::Drop { reason } => Some(reason),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(drops, [DropReason::POLICY_DENY]);
+}
+
+#[test]
+fn wildcard_port_deny_beats_an_l3_allow() {
+    if !require_root() {
+        return;
+    }
+    let mut f = setup(enforce_both());
+    allow(&f, Direction::Ingress, ID_B, L4::Any);
+    put(
+        &f,
+        Direction::Ingress,
+        identity::ANY,
+        L4::port(L4::TCP, 22),
+        PolicyValue::deny(),
+    );
+    assert_eq!(ingress(&mut f, &tcp(POD_B, 40000, POD_A, 22, SYN)), SHOT);
+    assert_eq!(ingress(&mut f, &tcp(POD_B, 40000, POD_A, 23, SYN)), OK);
+    assert_eq!(ingress(&mut f, &udp(POD_B, 40000, POD_A, 22)), OK);
+}
+
+#[test]
+fn unknown_peer_is_world() {
+    if !require_root() {
+        return;
+    }
+    let mut f = setup(enforce_both());
+    allow(&f, Direction::Egress, identity::WORLD, L4::Any);
+    assert_eq!(egress(&mut f, &tcp(POD_A, 40000, WORLD, 8443, SYN)), OK);
+    assert_eq!(
+        egress(&mut f, &udp(POD_A, 40000, Ipv4Addr::new(8, 8, 8, 8), 53)),
+        OK
+    );
+    assert_eq!(egress(&mut f, &tcp(POD_A, 40000, POD_B, 8443, SYN)), SHOT);
+    assert_eq!(f.dp.ipcache().unwrap().lookup(WORLD).unwrap(), None);
+}
+
+#[test]
+fn enforcement_off_passes_everything() {
+    if !require_root() {
+        return;
+    }
+    let mut f = setup(EndpointFlags::ENFORCE_INGRESS);
+    // No policy at all: egress is not enforced, ingress is.
+    assert_eq!(egress(&mut f, &tcp(POD_A, 40000, POD_B, 80, SYN)), OK);
+    assert_eq!(egress(&mut f, &udp(POD_A, 40000, WORLD, 53)), OK);
+    assert_eq!(ingress(&mut f, &tcp(WORLD, 40000, POD_A, 22, SYN)), SHOT);
+
+    let mut f = setup(EndpointFlags::NONE);
+    assert_eq!(ingress(&mut f, &tcp(WORLD, 40000, POD_A, 22, SYN)), OK);
+}
+
+#[test]
+fn unknown_or_spoofed_endpoints_are_dropped_and_ipv6_passes() {
+    if !require_root() {
+        return;
+    }
+    let mut f = setup(EndpointFlags::NONE);
+    let stranger = Ipv4Addr::new(10, 0, 0, 99);
+    assert_eq!(egress(&mut f, &tcp(stranger, 1, POD_B, 80, SYN)), SHOT);
+    assert_eq!(ingress(&mut f, &tcp(POD_B, 1, stranger, 80, SYN)), SHOT);
+    // Pod A's address, but the packet is not on A's interface.
+    let mut endpoints = f.dp.endpoints().unwrap();
+    let mut info = endpoints.get(POD_A).unwrap().unwrap();
+    info.ifindex = 4242;
+    endpoints.insert(POD_A, &info).unwrap();
+    assert_eq!(egress(&mut f, &tcp(POD_A, 1, POD_B, 80, SYN)), SHOT);
+    assert_eq!(egress(&mut f, &ipv6()), OK);
+    assert_eq!(ingress(&mut f, &ipv6()), OK);
+}
+
+#[test]
+fn replies_of_allowed_connections_pass_but_new_reverse_connections_do_not() {
+    if !require_root() {
+        return;
+    }
+    let mut f = setup(enforce_both());
+    allow(&f, Direction::Egress, ID_B, L4::port(L4::TCP, 80));
+    assert_eq!(egress(&mut f, &tcp(POD_A, 40000, POD_B, 80, SYN)), OK);
+    // B answers: no ingress policy, but it is a reply.
+    assert_eq!(
+        ingress(&mut f, &tcp(POD_B, 80, POD_A, 40000, SYN | ACK)),
+        OK
+    );
+    assert_eq!(egress(&mut f, &tcp(POD_A, 40000, POD_B, 80, ACK)), OK);
+    // B opening its own connection to A is new, and A's ingress allows nothing.
+    assert_eq!(ingress(&mut f, &tcp(POD_B, 80, POD_A, 40001, SYN)), SHOT);
+    assert_eq!(ingress(&mut f, &tcp(POD_B, 5555, POD_A, 80, SYN)), SHOT);
+
+    let ct = f.dp.conntrack().unwrap();
+    assert_eq!(ct.len().unwrap(), 1);
+    let key = CtKey::new(POD_A, 40000, POD_B, 80, TCP, Direction::Egress);
+    let entry = ct.get(&key).unwrap().expect("egress-scope entry");
+    assert!(entry.reply_seen());
+    assert!(!entry.closing());
+    assert_eq!((entry.packets_fwd, entry.packets_rev), (2, 1));
+    assert_eq!(
+        (entry.tcp_flags_fwd, entry.tcp_flags_rev),
+        (SYN | ACK, SYN | ACK)
+    );
+    assert_eq!(entry.peer_identity, ID_B);
+    assert_eq!(entry.bytes_fwd, 2 * 54);
+    assert!(entry.last_seen_ns >= entry.created_ns);
+}
+
+#[test]
+fn icmp_echo_replies_pass() {
+    if !require_root() {
+        return;
+    }
+    let mut f = setup(enforce_both());
+    allow(&f, Direction::Egress, ID_B, L4::icmp_type(8));
+    assert_eq!(egress(&mut f, &icmp_echo(POD_A, POD_B, 8, 77)), OK);
+    assert_eq!(ingress(&mut f, &icmp_echo(POD_B, POD_A, 0, 77)), OK);
+    assert_eq!(
+        ingress(&mut f, &icmp_echo(POD_B, POD_A, 0, 78)),
+        SHOT,
+        "other id"
+    );
+    assert_eq!(
+        ingress(&mut f, &icmp_echo(POD_B, POD_A, 8, 77)),
+        SHOT,
+        "B's own ping"
+    );
+    let key = CtKey::new(POD_A, 77, POD_B, 0, ICMP, Direction::Egress);
+    assert!(
+        f.dp.conntrack()
+            .unwrap()
+            .get(&key)
+            .unwrap()
+            .unwrap()
+            .reply_seen()
+    );
+}
+
+#[test]
+fn ingress_scope_replies_pass_egress() {
+    if !require_root() {
+        return;
+    }
+    let mut f = setup(enforce_both());
+    allow(&f, Direction::Ingress, ID_B, L4::Proto(UDP));
+    assert_eq!(ingress(&mut f, &udp(POD_B, 999, POD_A, 53)), OK);
+    // A's egress allows nothing, but this is A answering.
+    assert_eq!(egress(&mut f, &udp(POD_A, 53, POD_B, 999)), OK);
+    assert_eq!(egress(&mut f, &udp(POD_A, 53, POD_B, 1000)), SHOT);
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn events_carry_reason_verdict_and_flow() {
+    if !require_root() {
+        return;
+    }
+    let mut f = setup(enforce_both());
+    let cookie = 0xc0ffee;
+    put(
+        &f,
+        Direction::Egress,
+        ID_B,
+        L4::port(L4::TCP, 80),
+        PolicyValue {
+            verdict: Verdict::Allow,
+            cookie,
+        },
+    );
+    let mut events = f.dp.events().unwrap();
+
+    let denied = tcp(POD_A, 40000, POD_B, 81, SYN);
+    assert_eq!(egress(&mut f, &denied), SHOT);
+    let got = drain(&mut events);
+    let kinds: Vec<_> = got.iter().map(|e| format!("{:?}", e.kind)).collect();
+    expect![[r#"
+        [
+            "Trace { point: ObservationPoint(5) }",
+            "PolicyVerdict { verdict: None, match_type: None, cookie: 0 }",
+            "Drop { reason: DropReason(133) }",
+        ]
+    "#]]
+    .assert_debug_eq(&kinds);
+    let drop = &got[2];
+    assert_eq!(drop.pkt_len, u32::try_from(denied.len()).unwrap());
+    assert_eq!(drop.data, denied, "the whole (short) packet is captured");
+    assert!(drop.ktime_ns > 0);
+    expect![[r#"
+        Flow {
+            endpoint_id: 100,
+            ifindex: 1,
+            src_identity: 1000,
+            dst_identity: 2000,
+            saddr: 10.0.0.1,
+            daddr: 10.0.1.2,
+            sport: 40000,
+            dport: 81,
+            proto: 6,
+            tcp_flags: 2,
+            direction: Egress,
+            ct_state: New,
+        }
+    "#]]
+    .assert_debug_eq(&drop.flow);
+
+    assert_eq!(egress(&mut f, &tcp(POD_A, 40001, POD_B, 80, SYN)), OK);
+    assert_eq!(
+        ingress(&mut f, &tcp(POD_B, 80, POD_A, 40001, SYN | ACK)),
+        OK
+    );
+    let got = drain(&mut events);
+    let summary: Vec<_> = got
+        .iter()
+        .map(|e| match &e.kind {
+            EventKind::Trace { point } => format!(
+                "trace {} {:?} {}:{} -> {}:{} reply={}",
+                point.name(),
+                e.flow.direction,
+                e.flow.saddr,
+                e.flow.sport,
+                e.flow.daddr,
+                e.flow.dport,
+                e.flow.is_reply()
+            ),
+            other => format!("{other:?} {:?}", e.flow.ct_state),
+        })
+        .collect();
+    expect![[r#"
+        [
+            "trace from-endpoint Egress 10.0.0.1:40001 -> 10.0.1.2:80 reply=false",
+            "PolicyVerdict { verdict: Some(Allow), match_type: L3L4, cookie: 12648430 } New",
+            "trace to-stack Egress 10.0.0.1:40001 -> 10.0.1.2:80 reply=false",
+            "trace to-endpoint Ingress 10.0.1.2:80 -> 10.0.0.1:40001 reply=true",
+        ]
+    "#]]
+    .assert_debug_eq(&summary);
+    assert_eq!(
+        got[1].kind,
+        EventKind::PolicyVerdict {
+            verdict: Some(Verdict::Allow),
+            match_type: MatchType::L3L4,
+            cookie
+        }
+    );
+    assert_eq!(got[3].flow.ct_state, CtState::Reply);
+    assert_eq!(
+        got[3].kind,
+        EventKind::Trace {
+            point: ObservationPoint::TO_ENDPOINT
+        }
+    );
+    assert_eq!(f.dp.lost_events().unwrap(), 0);
+
+    // Aggregation: a plain ACK of an established connection is not traced.
+    assert_eq!(egress(&mut f, &tcp(POD_A, 40001, POD_B, 80, ACK)), OK);
+    assert!(drain(&mut events).is_empty());
+    f.dp.set_trace_mode(bpf::TraceMode::All).unwrap();
+    assert_eq!(egress(&mut f, &tcp(POD_A, 40001, POD_B, 80, ACK)), OK);
+    assert_eq!(drain(&mut events).len(), 2);
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn redirect_and_match_types() {
+    if !require_root() {
+        return;
+    }
+    let mut f = setup(enforce_both());
+    put(
+        &f,
+        Direction::Egress,
+        identity::ANY,
+        L4::port(L4::TCP, 80),
+        PolicyValue {
+            verdict: Verdict::Redirect { proxy_port: 15001 },
+            cookie: 7,
+        },
+    );
+    allow(&f, Direction::Egress, ID_B, L4::Any);
+    allow(&f, Direction::Egress, identity::ANY, L4::Proto(UDP));
+    let mut events = f.dp.events().unwrap();
+    let run =
+        f.dp.test_run(Program::FromContainer, &tcp(POD_A, 1, POD_B, 80, SYN))
+            .unwrap();
+    assert_eq!(run.verdict, OK);
+    assert_eq!(egress(&mut f, &tcp(POD_A, 2, POD_B, 22, SYN)), OK);
+    assert_eq!(egress(&mut f, &udp(POD_A, 3, WORLD, 5353)), OK);
+    let verdicts: Vec<_> = drain(&mut events)
+        .into_iter()
+        .filter_map(|e| match e.kind {
+            EventKind::PolicyVerdict {
+                verdict,
+                match_type,
+                ..
+            } => Some((e.flow.dport, verdict, match_type)),
+            _ => None,
+        })
+        .collect();
+    // Port 80: the wildcard's L4 entry is more specific than B's L3-only allow.
+    expect![[r#"
+        [
+            (
+                80,
+                Some(
+                    Redirect {
+                        proxy_port: 15001,
+                    },
+                ),
+                L4Only,
+            ),
+            (
+                22,
+                Some(
+                    Allow,
+                ),
+                L3Only,
+            ),
+            (
+                5353,
+                Some(
+                    Allow,
+                ),
+                L4Only,
+            ),
+        ]
+    "#]]
+    .assert_debug_eq(&verdicts);
+    let key = CtKey::new(POD_A, 1, POD_B, 80, TCP, Direction::Egress);
+    assert_eq!(
+        f.dp.conntrack()
+            .unwrap()
+            .get(&key)
+            .unwrap()
+            .unwrap()
+            .proxy_port,
+        15001
+    );
+}
+
+#[test]
+fn map_handles_round_trip() {
+    if !require_root() {
+        return;
+    }
+    let f = setup(enforce_both());
+    let mut policy = f.dp.policy().unwrap();
+    let keys = [
+        PolicyKey {
+            endpoint_id: 7,
+            direction: Direction::Ingress,
+            identity: 0,
+            l4: L4::Any,
+        },
+        PolicyKey {
+            endpoint_id: 7,
+            direction: Direction::Egress,
+            identity: 300,
+            l4: L4::Proto(L4::SCTP),
+        },
+        PolicyKey {
+            endpoint_id: 7,
+            direction: Direction::Egress,
+            identity: 300,
+            l4: L4::port_range(L4::TCP, 1024, 2047).unwrap()[0],
+        },
+    ];
+    for key in &keys {
+        policy.insert(key, &PolicyValue::deny()).unwrap();
+    }
+    let mut listed: Vec<_> = policy.iter().unwrap().into_iter().map(|(k, _)| k).collect();
+    listed.sort();
+    let mut want = keys.to_vec();
+    want.sort();
+    assert_eq!(listed, want);
+    assert!(policy.remove(&keys[0]).unwrap());
+    assert!(
+        !policy.remove(&keys[0]).unwrap(),
+        "second delete finds nothing"
+    );
+
+    let mut ipcache = f.dp.ipcache().unwrap();
+    let mut prefixes: Vec<_> = ipcache
+        .iter()
+        .unwrap()
+        .into_iter()
+        .map(|(p, v)| format!("{p} {}", v.identity))
+        .collect();
+    prefixes.sort();
+    assert_eq!(prefixes, ["10.0.0.1/32 1000", "10.0.1.0/24 2000"]);
+    assert_eq!(
+        ipcache
+            .lookup(Ipv4Addr::new(10, 0, 1, 200))
+            .unwrap()
+            .unwrap()
+            .identity,
+        ID_B
+    );
+    assert!(ipcache.remove(Ipv4Prefix::new(POD_B, 24).unwrap()).unwrap());
+    assert_eq!(ipcache.lookup(POD_B).unwrap(), None);
+    assert_eq!(f.dp.endpoints().unwrap().iter().unwrap().len(), 1);
+    assert!(f.dp.conntrack().unwrap().is_empty().unwrap());
+}
+
+#[test]
+fn reopening_pins_keeps_the_maps() {
+    if !require_root() {
+        return;
+    }
+    let Fixture { dp, pins } = setup(enforce_both());
+    let layout_dir = dp.pin_dir().to_path_buf();
+    assert!(layout_dir.ends_with("v1"));
+    drop(dp);
+    let dp = bpf::Datapath::open_with(&pins.0, fixture::small()).unwrap();
+    assert_eq!(dp.pin_dir(), layout_dir);
+    assert_eq!(
+        dp.endpoints()
+            .unwrap()
+            .get(POD_A)
+            .unwrap()
+            .unwrap()
+            .endpoint_id,
+        EP_A
+    );
+    assert_eq!(dp.ipcache().unwrap().iter().unwrap().len(), 2);
+    drop(dp);
+    drop(pins);
+}
