@@ -145,17 +145,16 @@ impl Agent {
         let mut ipam = self.lock();
         if let Some(existing) = self.current(&add.container_id) {
             check_ifname(&existing, &add.ifname)?;
-            let pod = add.pod.map(|pod| PodName {
-                namespace: pod.namespace,
-                name: pod.name,
-            });
-            if existing.netns == add.netns && existing.pod == pod {
+            if existing.netns == add.netns {
                 return Ok(Response::Endpoint(to_wire(&existing)));
             }
             // The runtime recreated the sandbox under the same id: wire it up again.
             let endpoint = Endpoint {
                 netns: add.netns,
-                pod,
+                pod: add.pod.map(|pod| PodName {
+                    namespace: pod.namespace,
+                    name: pod.name,
+                }),
                 host: None,
                 state: EndpointState::WaitingForNetns,
                 ..existing

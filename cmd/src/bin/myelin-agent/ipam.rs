@@ -81,8 +81,8 @@ impl Ipam {
         let candidates = (self.cursor..=self.last).chain(self.first..self.cursor);
         for candidate in candidates {
             let ip = Ipv4Addr::from(candidate);
-            if !self.allocated.contains_key(&ip) {
-                self.allocated.insert(ip, owner.to_owned());
+            if let std::collections::btree_map::Entry::Vacant(slot) = self.allocated.entry(ip) {
+                slot.insert(owner.to_owned());
                 self.cursor = if candidate == self.last {
                     self.first
                 } else {
