@@ -12,7 +12,7 @@ mod invocation;
 mod netlink;
 mod result;
 
-use std::io::{Read, Write};
+use std::io::{IsTerminal, Read, Write};
 use std::process::ExitCode;
 
 use serde_json::Value;
@@ -56,7 +56,7 @@ fn install_subscriber() {
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::new(directives))
         .with_writer(std::io::stderr)
-        .with_ansi(false)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
 }
 

@@ -8,6 +8,7 @@ mod store;
 #[cfg(test)]
 mod testdir;
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -53,6 +54,7 @@ fn install_subscriber() {
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::new(directives))
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
 }
 
