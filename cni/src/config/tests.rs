@@ -112,3 +112,24 @@ fn answers_in_the_requested_version_when_it_can() {
     assert_eq!(requested_version(br#"{"cniVersion":"0.3.1"}"#), "1.1.0");
     assert_eq!(requested_version(b"garbage"), "1.1.0");
 }
+
+#[test]
+fn the_deployed_conflist_is_what_the_plugin_reads() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../deploy/cni/05-myelin.conflist"
+    );
+    let list: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).expect("conflist")).expect("json");
+    // What a runtime does: each plugin gets the list's name and cniVersion.
+    let mut plugin = list["plugins"][0].clone();
+    plugin["name"] = list["name"].clone();
+    plugin["cniVersion"] = list["cniVersion"].clone();
+    assert_eq!(plugin["type"], "myelin-cni");
+    check(
+        &plugin.to_string(),
+        expect![[
+            r#"NetConf { cni_version: "1.0.0", name: "myelin", agent_socket: "/run/myelin/agent.sock", dns: None, prev_result: None }"#
+        ]],
+    );
+}
