@@ -2,6 +2,7 @@
 //! table and makes a target (routing table, BPF maps, ...) match it, writing a status back per
 //! object.
 
+pub mod endpoints;
 pub mod operations;
 pub mod reconciler;
 pub mod routes;

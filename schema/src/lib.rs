@@ -9,10 +9,12 @@
 //! - [`selector`]: the wire `LabelSelector` shared by both policy flavours.
 //! - [`labels`]: sourced labels, label sets and the selector model that matches them.
 //! - [`validate`]: semantic checks, every error as `ns/name: spec.path[0].field: problem`.
+//! - [`agent_api`]: requests and responses of the agent's unix socket (CNI plugin, CLI).
 //! - [`cidr`], [`port`], [`path`]: small value types the others share.
 //!
 //! This crate depends on no other Myelin crate and does no I/O beyond reading manifest files.
 
+pub mod agent_api;
 pub mod cidr;
 pub mod cilium;
 pub mod labels;

@@ -46,6 +46,9 @@ fn ci() -> Result<()> {
     // Unit, property, scenario and tidy tests of every crate, then the one integration binary
     // (real namespaces, kernel and traffic) on its own so its output stands apart.
     run(&["test", "--workspace", "--exclude", "integration"])?;
+    // The integration tests run the real binaries (myelin-agent, myelin-cni) from the target
+    // directory, so they must be built first.
+    run(&["build", "--workspace", "--bins"])?;
     run(&["test", "-p", "integration", "--", "--test-threads=2"])?;
     Ok(())
 }
