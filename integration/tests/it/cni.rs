@@ -625,3 +625,113 @@ fn a_thousand_add_del_cycles_leak_nothing() {
     assert_eq!(foreign_namespaces(), before);
     assert!(pod.path().exists() && node.netns.path().exists());
 }
+
+/// A stand-in agent that allocates, then fails `endpoint-ready`: the plugin has created the
+/// veth and configured the pod by then, so this is the half-way failure to roll back. Returns
+/// the requests it saw.
+fn failing_agent(socket: &Path) -> std::thread::JoinHandle<Vec<String>> {
+    let listener = std::os::unix::net::UnixListener::bind(socket).expect("bind fake agent");
+    listener.set_nonblocking(true).expect("nonblocking");
+    std::thread::spawn(move || {
+        let mut seen = Vec::new();
+        for _ in 0..250 {
+            let mut stream = match listener.accept() {
+                Ok((stream, _)) => stream,
+                Err(err) if err.kind() == ErrorKind::WouldBlock => {
+                    pause();
+                    continue;
+                }
+                Err(err) => panic!("accept: {err}"),
+            };
+            stream.set_nonblocking(false).expect("blocking");
+            let mut line = Vec::new();
+            BufReader::new(&stream)
+                .read_until(b'\n', &mut line)
+                .expect("read request");
+            let request: Request = agent_api::decode_line("request", &line).expect("request");
+            let response = match &request {
+                Request::EndpointAdd(add) => {
+                    seen.push("endpoint-add".to_owned());
+                    Response::Endpoint(agent_api::Endpoint {
+                        container_id: add.container_id.clone(),
+                        ifname: add.ifname.clone(),
+                        netns: add.netns.clone(),
+                        pod: add.pod.clone(),
+                        ipv4: Ipv4Addr::new(10, 244, 0, 9),
+                        gateway: agent_api::POD_GATEWAY,
+                        host: None,
+                        container_mac: None,
+                        state: agent_api::EndpointState::WaitingForNetns,
+                        identity: None,
+                    })
+                }
+                Request::EndpointReady(_) => {
+                    seen.push("endpoint-ready".to_owned());
+                    Response::Error(agent_api::ApiError::new(
+                        agent_api::ErrorCode::Internal,
+                        "disk full",
+                    ))
+                }
+                Request::EndpointDelete(_) => {
+                    seen.push("endpoint-delete".to_owned());
+                    stream
+                        .write_all(&agent_api::encode_line(&Response::Deleted(
+                            agent_api::Deleted { endpoint: None },
+                        )))
+                        .expect("answer");
+                    return seen;
+                }
+                other => panic!("unexpected request {other:?}"),
+            };
+            stream
+                .write_all(&agent_api::encode_line(&response))
+                .expect("answer");
+        }
+        seen
+    })
+}
+
+#[test]
+fn a_failure_half_way_rolls_back_the_veth_and_the_address() {
+    let node = Netns::new();
+    let pod = Netns::new();
+    let dir = TestDir::new();
+    let socket = dir.0.join("fake-agent.sock");
+    let agent = failing_agent(&socket);
+    let config = format!(
+        r#"{{"cniVersion":"1.0.0","name":"myelin","type":"myelin-cni","agentSocket":"{}"}}"#,
+        socket.display()
+    );
+    let netns_path = pod.path().display().to_string();
+    let out = run_cni(
+        Some(node.name()),
+        &[
+            ("CNI_COMMAND", "ADD"),
+            ("CNI_CONTAINERID", &container_id()),
+            ("CNI_NETNS", &netns_path),
+            ("CNI_IFNAME", "eth0"),
+        ],
+        &config,
+    );
+    let (code, msg) = out.error();
+    assert_eq!(code, 100, "{msg}");
+    assert!(msg.ends_with("internal error: disk full"), "{msg}");
+    assert!(
+        out.stderr.contains("rollback: deleted veth"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(
+        agent.join().expect("fake agent"),
+        ["endpoint-add", "endpoint-ready", "endpoint-delete"],
+        "the address was released"
+    );
+    assert_eq!(link_names(&node), ["lo"]);
+    assert_eq!(link_names(&pod), ["lo"]);
+    assert!(
+        !node
+            .exec_ok(&["ip", "-4", "route", "show"])
+            .contains("10.244.0.9"),
+        "no node route left"
+    );
+}
