@@ -135,19 +135,20 @@ pub(super) fn matrix(
             print!("{out}");
         }
         MatrixFormat::Json => {
-            let probes: Vec<Value> = probes
+            // Keys in the documented order, whatever map type serde_json was built with.
+            let names = Value::from(names.clone()).to_string();
+            let probes: Vec<String> = probes
                 .iter()
                 .zip(&tables)
                 .map(|(probe, table)| {
-                    json!({
-                        "probe": probe.to_string(),
-                        "from": names,
-                        "to": names,
-                        "allowed": table,
-                    })
+                    format!(
+                        r#"{{"probe":{},"from":{names},"to":{names},"allowed":{}}}"#,
+                        Value::from(probe.to_string()),
+                        json!(table),
+                    )
                 })
                 .collect();
-            println!("{}", json!({ "probes": probes }));
+            println!(r#"{{"probes":[{}]}}"#, probes.join(","));
         }
     }
     ExitCode::SUCCESS
