@@ -136,7 +136,7 @@ pub(super) fn matrix(
         }
         MatrixFormat::Json => {
             // Keys in the documented order, whatever map type serde_json was built with.
-            let names = Value::from(names.clone()).to_string();
+            let names = Value::from(names).to_string();
             let probes: Vec<String> = probes
                 .iter()
                 .zip(&tables)
