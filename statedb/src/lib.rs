@@ -14,6 +14,7 @@ mod metrics;
 mod registry;
 mod state;
 mod table;
+mod tree;
 mod txn;
 mod watch;
 

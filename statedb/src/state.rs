@@ -4,12 +4,11 @@
 use std::ops::Bound;
 use std::sync::Arc;
 
-use imbl::OrdMap;
-
 use crate::Revision;
 use crate::error::Error;
 use crate::index::TableSchema;
 use crate::key::Key;
+use crate::tree::PMap;
 
 /// A stored object and the revision it was written at. Objects are immutable: changing one means
 /// writing a new `Arc<T>`.
@@ -43,11 +42,11 @@ impl<T: std::fmt::Debug> std::fmt::Debug for Entry<T> {
 pub(crate) struct TableState<T> {
     /// Index 0 maps the primary key to the entry. A unique secondary index maps its key to the
     /// entry; a non-unique one maps `key ++ primary key ++ u16 len(key)` to it.
-    pub(crate) indexes: Vec<OrdMap<Key, Entry<T>>>,
-    pub(crate) by_revision: OrdMap<Revision, Entry<T>>,
+    pub(crate) indexes: Vec<PMap<Key, Entry<T>>>,
+    pub(crate) by_revision: PMap<Revision, Entry<T>>,
     /// Deleted objects, kept while some change-stream consumer may not have seen the delete.
-    pub(crate) graveyard: OrdMap<Key, Revision>,
-    pub(crate) graveyard_by_revision: OrdMap<Revision, Entry<T>>,
+    pub(crate) graveyard: PMap<Key, Revision>,
+    pub(crate) graveyard_by_revision: PMap<Revision, Entry<T>>,
     pub(crate) revision: Revision,
     pub(crate) pending_initializers: Arc<[Arc<str>]>,
 }
@@ -97,10 +96,10 @@ pub(crate) fn secondary_part(composite: &[u8]) -> &[u8] {
 impl<T: 'static> TableState<T> {
     pub(crate) fn new(schema: &TableSchema<T>) -> Self {
         TableState {
-            indexes: schema.indexes.iter().map(|_| OrdMap::new()).collect(),
-            by_revision: OrdMap::new(),
-            graveyard: OrdMap::new(),
-            graveyard_by_revision: OrdMap::new(),
+            indexes: schema.indexes.iter().map(|_| PMap::new()).collect(),
+            by_revision: PMap::new(),
+            graveyard: PMap::new(),
+            graveyard_by_revision: PMap::new(),
             revision: 0,
             pending_initializers: Arc::from(Vec::new()),
         }
@@ -284,13 +283,13 @@ impl<T: 'static> TableState<T> {
     pub(crate) fn collect_garbage(&mut self, schema: &TableSchema<T>, seen: Option<Revision>) {
         let Some(seen) = seen else {
             if !self.graveyard.is_empty() {
-                self.graveyard = OrdMap::new();
-                self.graveyard_by_revision = OrdMap::new();
+                self.graveyard = PMap::new();
+                self.graveyard_by_revision = PMap::new();
             }
             return;
         };
         let mut keys = Vec::new();
-        while let Some(&(rev, _)) = self.graveyard_by_revision.get_min() {
+        while let Some((&rev, _)) = self.graveyard_by_revision.first() {
             if rev > seen {
                 break;
             }
@@ -318,7 +317,7 @@ impl<T: 'static> TableState<T> {
         }
         Box::new(
             self.indexes[pos]
-                .range::<_, [u8]>((Bound::Included(key.as_bytes()), Bound::Unbounded))
+                .range(Bound::Included(key.as_bytes()), Bound::Unbounded)
                 .take_while({
                     let key = key.clone();
                     move |(k, _)| k.as_bytes().starts_with(key.as_bytes())
@@ -336,7 +335,7 @@ impl<T: 'static> TableState<T> {
         prefix: Key,
     ) -> Box<dyn Iterator<Item = &Entry<T>> + '_> {
         let iter = self.indexes[pos]
-            .range::<_, [u8]>((Bound::Included(prefix.as_bytes()), Bound::Unbounded))
+            .range(Bound::Included(prefix.as_bytes()), Bound::Unbounded)
             .take_while({
                 let prefix = prefix.clone();
                 move |(k, _)| k.as_bytes().starts_with(prefix.as_bytes())
@@ -361,8 +360,7 @@ impl<T: 'static> TableState<T> {
         pos: usize,
         from: Key,
     ) -> Box<dyn Iterator<Item = &Entry<T>> + '_> {
-        let iter = self.indexes[pos]
-            .range::<_, [u8]>((Bound::Included(from.as_bytes()), Bound::Unbounded));
+        let iter = self.indexes[pos].range(Bound::Included(from.as_bytes()), Bound::Unbounded);
         if unique {
             Box::new(iter.map(|(_, e)| e))
         } else {

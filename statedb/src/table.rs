@@ -190,11 +190,7 @@ impl<T: Send + Sync + 'static> TableOps for Arc<TableSchema<T>> {
         let unique = self.indexes[index].unique;
         let mut last: Option<&[u8]> = None;
         for item in old.indexes[index].diff(&new.indexes[index]) {
-            let k = match item {
-                imbl::ordmap::DiffItem::Add(k, _)
-                | imbl::ordmap::DiffItem::Remove(k, _)
-                | imbl::ordmap::DiffItem::Update { new: (k, _), .. } => k.as_bytes(),
-            };
+            let k = item.key().as_bytes();
             let k = if unique { k } else { secondary_part(k) };
             if last == Some(k) {
                 continue;
