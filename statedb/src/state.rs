@@ -125,26 +125,15 @@ impl<T: 'static> TableState<T> {
     ) -> Result<Option<Entry<T>>, Error> {
         let mut keys = Vec::new();
         let pk = Self::primary_key(schema, &object, &mut keys)?;
-        let old = self.indexes[0].get(&pk).cloned();
         if let Expect::Revision(rev) = expect {
-            match &old {
-                Some(o) if o.revision == rev => {}
-                Some(o) => {
-                    return Err(Error::RevisionMismatch {
-                        table: schema.name,
-                        key: pk,
-                        expected: rev,
-                        found: Some(o.revision),
-                    });
-                }
-                None => {
-                    return Err(Error::RevisionMismatch {
-                        table: schema.name,
-                        key: pk,
-                        expected: rev,
-                        found: None,
-                    });
-                }
+            let found = self.indexes[0].get(&pk).map(|o| o.revision);
+            if found != Some(rev) {
+                return Err(Error::RevisionMismatch {
+                    table: schema.name,
+                    key: pk,
+                    expected: rev,
+                    found,
+                });
             }
         }
         // Check unique secondary indexes before touching anything so a failed insert leaves
@@ -173,6 +162,8 @@ impl<T: 'static> TableState<T> {
         let revision = self.revision + 1;
         self.revision = revision;
         let entry = Entry { object, revision };
+        // The primary index hands back the entry it replaces, which saves looking it up first.
+        let old = self.indexes[0].insert(pk.clone(), entry.clone());
         if let Some(old) = &old {
             self.by_revision.remove(&old.revision);
             self.remove_secondary(schema, &pk, &old.object);
@@ -182,7 +173,6 @@ impl<T: 'static> TableState<T> {
         if let Some(deleted_at) = self.graveyard.remove(&pk) {
             self.graveyard_by_revision.remove(&deleted_at);
         }
-        self.indexes[0].insert(pk, entry);
         Ok(old)
     }
 
@@ -205,30 +195,22 @@ impl<T: 'static> TableState<T> {
         expect: Expect,
         track_deletes: bool,
     ) -> Result<Option<Entry<T>>, Error> {
-        let Some(old) = self.indexes[0].get(&pk).cloned() else {
-            if let Expect::Revision(rev) = expect {
+        if let Expect::Revision(rev) = expect {
+            let found = self.indexes[0].get(&pk).map(|o| o.revision);
+            if found != Some(rev) {
                 return Err(Error::RevisionMismatch {
                     table: schema.name,
                     key: pk,
                     expected: rev,
-                    found: None,
+                    found,
                 });
             }
+        }
+        let Some(old) = self.indexes[0].remove(&pk) else {
             return Ok(None);
         };
-        if let Expect::Revision(rev) = expect
-            && old.revision != rev
-        {
-            return Err(Error::RevisionMismatch {
-                table: schema.name,
-                key: pk,
-                expected: rev,
-                found: Some(old.revision),
-            });
-        }
         let revision = self.revision + 1;
         self.revision = revision;
-        self.indexes[0].remove(&pk);
         self.by_revision.remove(&old.revision);
         self.remove_secondary(schema, &pk, &old.object);
         if track_deletes {

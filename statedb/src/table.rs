@@ -121,23 +121,34 @@ impl TableMeta {
 /// functions and tasks.
 #[derive(Default)]
 pub(crate) struct TableLock {
-    locked: Mutex<bool>,
+    state: Mutex<LockState>,
     cond: Condvar,
+}
+
+#[derive(Default)]
+struct LockState {
+    locked: bool,
+    /// Counted so that releasing an uncontended lock skips the wake-up, which is a syscall.
+    waiters: usize,
 }
 
 impl TableLock {
     pub(crate) fn acquire(&self) {
-        let mut locked = self.locked.lock().unwrap_or_else(|e| e.into_inner());
-        while *locked {
-            locked = self.cond.wait(locked).unwrap_or_else(|e| e.into_inner());
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        while state.locked {
+            state.waiters += 1;
+            state = self.cond.wait(state).unwrap_or_else(|e| e.into_inner());
+            state.waiters -= 1;
         }
-        *locked = true;
+        state.locked = true;
     }
 
     pub(crate) fn release(&self) {
-        let mut locked = self.locked.lock().unwrap_or_else(|e| e.into_inner());
-        *locked = false;
-        self.cond.notify_one();
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        state.locked = false;
+        if state.waiters > 0 {
+            self.cond.notify_one();
+        }
     }
 }
 

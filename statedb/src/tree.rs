@@ -69,10 +69,7 @@ impl<K: Ord + Clone, V: Clone> PMap<K, V> {
     pub(crate) fn insert(&mut self, key: K, value: V) -> Option<V> {
         let (old, split) = Arc::make_mut(&mut self.root).insert(key, value);
         if let Some((separator, right)) = split {
-            self.root = Arc::new(Node::branch(
-                vec![separator],
-                vec![Arc::clone(&self.root), Arc::new(right)],
-            ));
+            self.root = Arc::new(Node::root(Arc::clone(&self.root), separator, right));
             self.height += 1;
         }
         if old.is_none() {
@@ -86,9 +83,7 @@ impl<K: Ord + Clone, V: Clone> PMap<K, V> {
         K: Borrow<Q>,
         Q: Ord + ?Sized,
     {
-        // Looking first keeps a miss from copying the path to where the key would be.
-        self.get(key)?;
-        let old = Arc::make_mut(&mut self.root).remove(key);
+        let old = Node::remove(&mut self.root, key, false);
         if old.is_some() {
             self.len -= 1;
         }

@@ -1,8 +1,11 @@
 //! Tree nodes and the recursive writes. Keys and values sit in leaves; a branch holds
-//! separators and `Arc`s to its children, so copying a branch bumps one count per child.
+//! separators and `Arc`s to its children, so copying a branch bumps one count per child. A
+//! node keeps its keys, values and children inline, so visiting one is one pointer step.
 
 use std::borrow::Borrow;
 use std::sync::Arc;
+
+use arrayvec::ArrayVec;
 
 /// Widest a node gets before it splits. Small under test so that a few hundred keys already
 /// build several levels and exercise every split, merge and redistribution.
@@ -11,65 +14,54 @@ pub(super) const CAP: usize = 32;
 #[cfg(test)]
 pub(super) const CAP: usize = 6;
 
+/// Room for one more than `CAP`: an insert lands before the node splits.
+const SLOTS: usize = CAP + 1;
+
 /// Below this a node is merged with a sibling (or shares with it) after a remove.
 const MIN: usize = CAP / 3;
 
+type Slots<T> = ArrayVec<T, SLOTS>;
+
+#[derive(Clone)]
 pub(super) enum Node<K, V> {
     Leaf(Leaf<K, V>),
     Branch(Branch<K, V>),
 }
 
+#[derive(Clone)]
 pub(super) struct Leaf<K, V> {
-    pub(super) keys: Vec<K>,
-    pub(super) vals: Vec<V>,
+    pub(super) keys: Slots<K>,
+    pub(super) vals: Slots<V>,
 }
 
 /// Child `i` holds the keys `k` with `keys[i - 1] <= k < keys[i]`.
+#[derive(Clone)]
 pub(super) struct Branch<K, V> {
-    pub(super) keys: Vec<K>,
-    pub(super) children: Vec<Arc<Node<K, V>>>,
-}
-
-/// A vec with room for one more than `CAP`, so that filling a node up to its split never
-/// reallocates.
-fn room_for<T>(items: impl IntoIterator<Item = T>) -> Vec<T> {
-    let mut v = Vec::with_capacity(CAP + 1);
-    v.extend(items);
-    v
-}
-
-impl<K: Clone, V: Clone> Clone for Node<K, V> {
-    fn clone(&self) -> Self {
-        match self {
-            Node::Leaf(l) => Node::Leaf(Leaf {
-                keys: room_for(l.keys.iter().cloned()),
-                vals: room_for(l.vals.iter().cloned()),
-            }),
-            Node::Branch(b) => Node::Branch(Branch {
-                keys: room_for(b.keys.iter().cloned()),
-                children: room_for(b.children.iter().map(Arc::clone)),
-            }),
-        }
-    }
+    pub(super) keys: Slots<K>,
+    pub(super) children: Slots<Arc<Node<K, V>>>,
 }
 
 /// What a write below hands to its parent: the replaced value, and the separator and new right
-/// sibling if the node split.
-type Inserted<K, V> = (Option<V>, Option<(K, Node<K, V>)>);
+/// sibling if the node split. The sibling comes already behind its `Arc`: a node is large,
+/// and handing it up by value would copy it at every level.
+type Inserted<K, V> = (Option<V>, Option<(K, Arc<Node<K, V>>)>);
 
 impl<K, V> Node<K, V> {
     pub(super) fn empty() -> Self {
         Node::Leaf(Leaf {
-            keys: Vec::new(),
-            vals: Vec::new(),
+            keys: ArrayVec::new(),
+            vals: ArrayVec::new(),
         })
     }
 
-    pub(super) fn branch(keys: Vec<K>, children: Vec<Arc<Node<K, V>>>) -> Self {
-        Node::Branch(Branch {
-            keys: room_for(keys),
-            children: room_for(children),
-        })
+    /// A new root above two nodes.
+    pub(super) fn root(left: Arc<Node<K, V>>, separator: K, right: Arc<Node<K, V>>) -> Self {
+        let mut keys = ArrayVec::new();
+        keys.push(separator);
+        let mut children = ArrayVec::new();
+        children.push(left);
+        children.push(right);
+        Node::Branch(Branch { keys, children })
     }
 
     fn width(&self) -> usize {
@@ -90,6 +82,7 @@ impl<K, V> Node<K, V> {
 
 impl<K: Ord, V> Branch<K, V> {
     /// The child whose range holds `key`.
+    #[inline]
     pub(super) fn route<Q>(&self, key: &Q) -> usize
     where
         K: Borrow<Q>,
@@ -128,7 +121,10 @@ impl<K: Ord + Clone, V: Clone> Node<K, V> {
                         return (None, None);
                     }
                     let right = l.split(i == CAP);
-                    (None, Some((right.keys[0].clone(), Node::Leaf(right))))
+                    (
+                        None,
+                        Some((right.keys[0].clone(), Arc::new(Node::Leaf(right)))),
+                    )
                 }
             },
             Node::Branch(b) => {
@@ -138,22 +134,28 @@ impl<K: Ord + Clone, V: Clone> Node<K, V> {
                     return (old, None);
                 };
                 b.keys.insert(i, separator);
-                b.children.insert(i + 1, Arc::new(right));
+                b.children.insert(i + 1, right);
                 if b.children.len() <= CAP {
                     return (old, None);
                 }
                 let (separator, right) = b.split(i + 1 == CAP);
-                (old, Some((separator, Node::Branch(right))))
+                (old, Some((separator, Arc::new(Node::Branch(right)))))
             }
         }
     }
 
-    pub(super) fn remove<Q>(&mut self, key: &Q) -> Option<V>
+    /// Removes `key` from the subtree. A node a snapshot still shares is copied only once the
+    /// key is known to be there (`present`), so a miss never copies a path.
+    pub(super) fn remove<Q>(this: &mut Arc<Self>, key: &Q, mut present: bool) -> Option<V>
     where
         K: Borrow<Q>,
         Q: Ord + ?Sized,
     {
-        match self {
+        if !present && Arc::strong_count(this) > 1 {
+            this.get(key)?;
+            present = true;
+        }
+        match Arc::make_mut(this) {
             Node::Leaf(l) => {
                 let i = l.keys.binary_search_by(|k| k.borrow().cmp(key)).ok()?;
                 l.keys.remove(i);
@@ -161,11 +163,11 @@ impl<K: Ord + Clone, V: Clone> Node<K, V> {
             }
             Node::Branch(b) => {
                 let i = b.route(key);
-                let old = Arc::make_mut(&mut b.children[i]).remove(key);
+                let old = Self::remove(&mut b.children[i], key, present)?;
                 if b.children[i].width() < MIN {
                     b.rebalance(i);
                 }
-                old
+                Some(old)
             }
         }
     }
@@ -178,32 +180,29 @@ impl<K: Ord + Clone, V: Clone> Node<K, V> {
     }
 }
 
-impl<K: Clone, V: Clone> Leaf<K, V> {
-    /// Moves the upper part into a new right sibling. Appending (the new key went last, as with
-    /// ever-growing revisions) leaves this leaf full, so sequential inserts pack leaves tight.
+/// Where to cut a node that is one too wide: appending (the new item went last, as with
+/// ever-growing revisions) leaves the left node full, so sequential inserts pack nodes tight.
+fn split_point(width: usize, appended: bool) -> usize {
+    if appended { width - 1 } else { width / 2 }
+}
+
+impl<K, V> Leaf<K, V> {
+    /// Moves the upper part into a new right sibling.
     fn split(&mut self, appended: bool) -> Leaf<K, V> {
-        let at = if appended {
-            self.keys.len() - 1
-        } else {
-            self.keys.len() / 2
-        };
+        let at = split_point(self.keys.len(), appended);
         Leaf {
-            keys: room_for(self.keys.drain(at..)),
-            vals: room_for(self.vals.drain(at..)),
+            keys: self.keys.drain(at..).collect(),
+            vals: self.vals.drain(at..).collect(),
         }
     }
 }
 
-impl<K: Ord + Clone, V: Clone> Branch<K, V> {
+impl<K: Clone, V: Clone> Branch<K, V> {
     /// Like [`Leaf::split`]; the separator between the halves moves up to the parent.
     fn split(&mut self, appended: bool) -> (K, Branch<K, V>) {
-        let at = if appended {
-            self.children.len() - 1
-        } else {
-            self.children.len() / 2
-        };
-        let children = room_for(self.children.drain(at..));
-        let keys = room_for(self.keys.drain(at..));
+        let at = split_point(self.children.len(), appended);
+        let children = self.children.drain(at..).collect();
+        let keys = self.keys.drain(at..).collect();
         let separator = self
             .keys
             .pop()
@@ -211,8 +210,8 @@ impl<K: Ord + Clone, V: Clone> Branch<K, V> {
         (separator, Branch { keys, children })
     }
 
-    /// Joins the underfull child `i` with a neighbour, then splits the two evenly again if
-    /// together they are too wide for one node.
+    /// Joins the underfull child `i` with a neighbour if the two fit in one node, or else
+    /// evens them out.
     fn rebalance(&mut self, i: usize) {
         if self.children.len() < 2 {
             return;
@@ -226,21 +225,46 @@ impl<K: Ord + Clone, V: Clone> Branch<K, V> {
         let separator = self.keys.remove(left);
         let split = match (Arc::make_mut(&mut self.children[left]), right) {
             (Node::Leaf(l), Node::Leaf(r)) => {
-                l.keys.extend(r.keys);
-                l.vals.extend(r.vals);
-                (l.keys.len() > CAP).then(|| {
-                    let r = l.split(false);
-                    (r.keys[0].clone(), Node::Leaf(r))
+                let mut keys: Vec<K> = l.keys.drain(..).chain(r.keys).collect();
+                let mut vals: Vec<V> = l.vals.drain(..).chain(r.vals).collect();
+                let at = if keys.len() <= CAP {
+                    keys.len()
+                } else {
+                    keys.len() / 2
+                };
+                let right_keys: Slots<K> = keys.drain(at..).collect();
+                let right_vals: Slots<V> = vals.drain(at..).collect();
+                l.keys.extend(keys);
+                l.vals.extend(vals);
+                right_keys.first().cloned().map(|s| {
+                    let r = Leaf {
+                        keys: right_keys,
+                        vals: right_vals,
+                    };
+                    (s, Node::Leaf(r))
                 })
             }
             (Node::Branch(l), Node::Branch(r)) => {
-                l.keys.push(separator);
-                l.keys.extend(r.keys);
-                l.children.extend(r.children);
-                (l.children.len() > CAP).then(|| {
-                    let (s, r) = l.split(false);
-                    (s, Node::Branch(r))
-                })
+                let mut keys: Vec<K> = l.keys.drain(..).chain([separator]).chain(r.keys).collect();
+                let mut children: Vec<Arc<Node<K, V>>> =
+                    l.children.drain(..).chain(r.children).collect();
+                if children.len() <= CAP {
+                    l.keys.extend(keys);
+                    l.children.extend(children);
+                    None
+                } else {
+                    let at = children.len() / 2;
+                    let right = Branch {
+                        keys: keys.drain(at..).collect(),
+                        children: children.drain(at..).collect(),
+                    };
+                    let separator = keys
+                        .pop()
+                        .expect("invariant: a branch has one key fewer than children");
+                    l.keys.extend(keys);
+                    l.children.extend(children);
+                    Some((separator, Node::Branch(right)))
+                }
             }
             _ => unreachable!("invariant: siblings are at the same level"),
         };
