@@ -23,6 +23,13 @@ const MIN: usize = CAP / 3;
 type Slots<T> = ArrayVec<T, SLOTS>;
 
 #[derive(Clone)]
+#[cfg_attr(
+    not(test),
+    expect(
+        clippy::large_enum_variant,
+        reason = "nodes live behind Arcs; boxing a variant would add the pointer step inline storage removes"
+    )
+)]
 pub(super) enum Node<K, V> {
     Leaf(Leaf<K, V>),
     Branch(Branch<K, V>),
