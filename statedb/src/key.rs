@@ -74,29 +74,39 @@ impl PartialOrd for Key {
 impl Ord for Key {
     #[inline(always)]
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        match (&self.0, &other.0) {
-            (Repr::Inline { len: la, buf: a }, Repr::Inline { len: lb, buf: b }) => {
-                cmp_inline(a, b).then(la.cmp(lb))
+        // The first word settles most compares in a search (it holds a whole u64 key); only
+        // that part is inlined into the search loops.
+        if let (Repr::Inline { buf: a, .. }, Repr::Inline { buf: b, .. }) = (&self.0, &other.0) {
+            let (x, y) = (word(a, 0), word(b, 0));
+            if x != y {
+                return x.cmp(&y);
             }
+        }
+        self.cmp_rest(other)
+    }
+}
+
+impl Key {
+    #[inline(never)]
+    fn cmp_rest(&self, other: &Self) -> std::cmp::Ordering {
+        match (&self.0, &other.0) {
+            (Repr::Inline { len: la, buf: a }, Repr::Inline { len: lb, buf: b }) => word(a, 8)
+                .cmp(&word(b, 8))
+                .then_with(|| word(a, 16).cmp(&word(b, 16)))
+                .then(la.cmp(lb)),
             _ => self.as_bytes().cmp(other.as_bytes()),
         }
     }
 }
 
-/// A zero-padded inline buffer, compared as big-endian words, which order like the bytes.
+/// Eight bytes of a zero-padded inline buffer as a big-endian word: words order like the bytes.
 #[inline(always)]
-fn cmp_inline(a: &[u8; INLINE], b: &[u8; INLINE]) -> std::cmp::Ordering {
-    let word = |buf: &[u8; INLINE], at: usize| {
-        let mut w = [0u8; 8];
-        for (i, byte) in w.iter_mut().enumerate() {
-            *byte = buf.get(at + i).copied().unwrap_or(0);
-        }
-        u64::from_be_bytes(w)
-    };
-    word(a, 0)
-        .cmp(&word(b, 0))
-        .then_with(|| word(a, 8).cmp(&word(b, 8)))
-        .then_with(|| word(a, 16).cmp(&word(b, 16)))
+fn word(buf: &[u8; INLINE], at: usize) -> u64 {
+    let mut w = [0u8; 8];
+    for (i, byte) in w.iter_mut().enumerate() {
+        *byte = buf.get(at + i).copied().unwrap_or(0);
+    }
+    u64::from_be_bytes(w)
 }
 
 impl std::hash::Hash for Key {

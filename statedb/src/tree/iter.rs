@@ -7,7 +7,7 @@ use std::ops::Bound;
 use std::slice;
 use std::sync::Arc;
 
-use super::node::Node;
+use super::node::{Node, count_before};
 
 type Entries<'a, K, V> = Zip<slice::Iter<'a, K>, slice::Iter<'a, V>>;
 
@@ -146,8 +146,8 @@ impl<'a, K: Ord, V> Range<'a, K, V> {
                 }
                 Node::Leaf(l) => {
                     let i = match start {
-                        Bound::Included(k) => l.keys.partition_point(|x| x.borrow() < k),
-                        Bound::Excluded(k) => l.keys.partition_point(|x| x.borrow() <= k),
+                        Bound::Included(k) => count_before(&l.keys, |x| x.borrow() < k),
+                        Bound::Excluded(k) => count_before(&l.keys, |x| x.borrow() <= k),
                         Bound::Unbounded => 0,
                     };
                     cursor.leaf = entries(&l.keys[i..], &l.vals[i..]);
