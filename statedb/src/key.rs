@@ -19,6 +19,7 @@ enum Repr {
 }
 
 impl Key {
+    #[inline]
     pub fn from_bytes(bytes: &[u8]) -> Key {
         if bytes.len() <= INLINE {
             let mut buf = [0u8; INLINE];
@@ -58,7 +59,10 @@ impl PartialEq for Key {
     fn eq(&self, other: &Self) -> bool {
         match (&self.0, &other.0) {
             (Repr::Inline { len: la, buf: a }, Repr::Inline { len: lb, buf: b }) => {
-                la == lb && a == b
+                la == lb
+                    && word(a, 0) == word(b, 0)
+                    && word(a, 8) == word(b, 8)
+                    && word(a, 16) == word(b, 16)
             }
             _ => self.as_bytes() == other.as_bytes(),
         }
