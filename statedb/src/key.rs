@@ -78,28 +78,28 @@ impl PartialOrd for Key {
 impl Ord for Key {
     #[inline(always)]
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        // The first word settles most compares in a search (it holds a whole u64 key); only
-        // that part is inlined into the search loops.
-        if let (Repr::Inline { buf: a, .. }, Repr::Inline { buf: b, .. }) = (&self.0, &other.0) {
-            let (x, y) = (word(a, 0), word(b, 0));
-            if x != y {
-                return x.cmp(&y);
+        match (&self.0, &other.0) {
+            (Repr::Inline { len: la, buf: a }, Repr::Inline { len: lb, buf: b }) => {
+                // The first word settles most compares in a search (it holds a whole u64 key).
+                let (x, y) = (word(a, 0), word(b, 0));
+                if x != y {
+                    return x.cmp(&y);
+                }
+                word(a, 8)
+                    .cmp(&word(b, 8))
+                    .then_with(|| word(a, 16).cmp(&word(b, 16)))
+                    .then(la.cmp(lb))
             }
+            _ => self.cmp_bytes(other),
         }
-        self.cmp_rest(other)
     }
 }
 
 impl Key {
+    /// Kept out of line so the search loops inline only the inline-key compare.
     #[inline(never)]
-    fn cmp_rest(&self, other: &Self) -> std::cmp::Ordering {
-        match (&self.0, &other.0) {
-            (Repr::Inline { len: la, buf: a }, Repr::Inline { len: lb, buf: b }) => word(a, 8)
-                .cmp(&word(b, 8))
-                .then_with(|| word(a, 16).cmp(&word(b, 16)))
-                .then(la.cmp(lb)),
-            _ => self.as_bytes().cmp(other.as_bytes()),
-        }
+    fn cmp_bytes(&self, other: &Self) -> std::cmp::Ordering {
+        self.as_bytes().cmp(other.as_bytes())
     }
 }
 

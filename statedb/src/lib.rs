@@ -12,6 +12,7 @@ mod index;
 mod key;
 mod metrics;
 mod registry;
+mod scratch;
 mod state;
 mod table;
 mod tree;

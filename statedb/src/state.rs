@@ -8,6 +8,7 @@ use crate::Revision;
 use crate::error::Error;
 use crate::index::TableSchema;
 use crate::key::Key;
+use crate::scratch::Scratch;
 use crate::tree::PMap;
 
 /// A stored object and the revision it was written at. Objects are immutable: changing one means
@@ -123,8 +124,9 @@ impl<T: 'static> TableState<T> {
         object: Arc<T>,
         expect: Expect,
     ) -> Result<Option<Entry<T>>, Error> {
-        let mut keys = Vec::new();
-        let pk = Self::primary_key(schema, &object, &mut keys)?;
+        let mut scratch = Scratch::take();
+        let keys = &mut scratch.keys;
+        let pk = Self::primary_key(schema, &object, keys)?;
         if let Expect::Revision(rev) = expect {
             let found = self.indexes[0].get(&pk).map(|o| o.revision);
             if found != Some(rev) {
@@ -143,8 +145,8 @@ impl<T: 'static> TableState<T> {
                 continue;
             }
             keys.clear();
-            (def.keys)(&object, &mut keys);
-            for k in &keys {
+            (def.keys)(&object, keys);
+            for k in keys.iter() {
                 if let Some(existing) = self.indexes[pos].get(k) {
                     let mut ek = Vec::new();
                     let epk = Self::primary_key(schema, &existing.object, &mut ek)?;
@@ -183,8 +185,8 @@ impl<T: 'static> TableState<T> {
         expect: Expect,
         track_deletes: bool,
     ) -> Result<Option<Entry<T>>, Error> {
-        let mut keys = Vec::new();
-        let pk = Self::primary_key(schema, object, &mut keys)?;
+        let mut scratch = Scratch::take();
+        let pk = Self::primary_key(schema, object, &mut scratch.keys)?;
         self.delete_key(schema, pk, expect, track_deletes)
     }
 
@@ -227,16 +229,19 @@ impl<T: 'static> TableState<T> {
     }
 
     fn insert_secondary(&mut self, schema: &TableSchema<T>, pk: &Key, entry: &Entry<T>) {
-        let mut keys = Vec::new();
-        let mut scratch = Vec::new();
+        let mut buffers = Scratch::take();
+        let Scratch {
+            keys,
+            bytes: scratch,
+        } = &mut buffers;
         for (pos, def) in schema.indexes.iter().enumerate().skip(1) {
             keys.clear();
-            (def.keys)(&entry.object, &mut keys);
+            (def.keys)(&entry.object, keys);
             for k in keys.drain(..) {
                 let k = if def.unique {
                     k
                 } else {
-                    composite_key(k.as_bytes(), pk.as_bytes(), &mut scratch)
+                    composite_key(k.as_bytes(), pk.as_bytes(), scratch)
                 };
                 self.indexes[pos].insert(k, entry.clone());
             }
@@ -244,16 +249,19 @@ impl<T: 'static> TableState<T> {
     }
 
     fn remove_secondary(&mut self, schema: &TableSchema<T>, pk: &Key, object: &T) {
-        let mut keys = Vec::new();
-        let mut scratch = Vec::new();
+        let mut buffers = Scratch::take();
+        let Scratch {
+            keys,
+            bytes: scratch,
+        } = &mut buffers;
         for (pos, def) in schema.indexes.iter().enumerate().skip(1) {
             keys.clear();
-            (def.keys)(object, &mut keys);
+            (def.keys)(object, keys);
             for k in keys.drain(..) {
                 if def.unique {
                     self.indexes[pos].remove(&k);
                 } else {
-                    let ck = composite_key(k.as_bytes(), pk.as_bytes(), &mut scratch);
+                    let ck = composite_key(k.as_bytes(), pk.as_bytes(), scratch);
                     self.indexes[pos].remove(&ck);
                 }
             }
