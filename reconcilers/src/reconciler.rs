@@ -337,6 +337,11 @@ impl<T: Reconcilable, O: Operations<T>> Runner<T, O> {
         let mut updates: Vec<(Revision, Arc<T>, Key)> = Vec::new();
         let mut deletes: Vec<(Revision, Arc<T>, Key)> = Vec::new();
         for change in batch {
+            // Done and Error are this reconciler's own status writes: nothing to do, and no key
+            // to compute (half of a busy stream is these).
+            if !change.deleted && change.object.status().kind != StatusKind::Pending {
+                continue;
+            }
             let key = match self.table.primary_key(&change.object) {
                 Ok(k) => k,
                 Err(e) => {
@@ -349,12 +354,11 @@ impl<T: Reconcilable, O: Operations<T>> Runner<T, O> {
                 if self.applied.contains(&key) {
                     deletes.push((change.revision, change.object, key));
                 }
-            } else if change.object.status().kind == StatusKind::Pending {
+            } else {
                 // A newer write supersedes whatever retry was scheduled for the object.
                 self.retries.remove(&key);
                 updates.push((change.revision, change.object, key));
             }
-            // Done and Error are this reconciler's own status writes: nothing to do.
             if updates.len() >= self.config.batch_size {
                 self.apply_updates(txn, std::mem::take(&mut updates), &mut stats)
                     .await;

@@ -1,14 +1,14 @@
 //! Change streams: every object written or deleted since a consumer last looked.
 
 use std::iter::Peekable;
+use std::ops::Bound;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-
-use imbl::ordmap::RangedIter;
 
 use crate::Revision;
 use crate::state::Entry;
 use crate::table::Table;
+use crate::tree::Range;
 use crate::txn::{ReadTxn, Txn};
 use crate::watch::Watch;
 
@@ -58,10 +58,10 @@ impl<T: Send + Sync + 'static> Changes<T> {
         let from = self.position;
         let to = txn.revision(&self.table);
         let state = crate::txn::state_of(txn, &self.table);
-        let range = (from.saturating_add(1))..=to.max(from);
+        let (start, end) = (Bound::Excluded(&from), Bound::Included(to));
         let iter = ChangeIter {
-            live: state.by_revision.range(range.clone()).peekable(),
-            dead: state.graveyard_by_revision.range(range).peekable(),
+            live: state.by_revision.range(start, end).peekable(),
+            dead: state.graveyard_by_revision.range(start, end).peekable(),
         };
         self.position = self.position.max(to);
         (iter, watch)
@@ -75,8 +75,8 @@ impl<T: Send + Sync + 'static> Changes<T> {
 
 /// Live objects and graveyard entries merged by revision.
 pub struct ChangeIter<'a, T> {
-    live: Peekable<RangedIter<'a, Revision, Entry<T>, imbl::shared_ptr::DefaultSharedPtr>>,
-    dead: Peekable<RangedIter<'a, Revision, Entry<T>, imbl::shared_ptr::DefaultSharedPtr>>,
+    live: Peekable<Range<'a, Revision, Entry<T>>>,
+    dead: Peekable<Range<'a, Revision, Entry<T>>>,
 }
 
 impl<T> Iterator for ChangeIter<'_, T> {

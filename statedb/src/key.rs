@@ -5,7 +5,7 @@ use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
-const INLINE: usize = 22;
+pub(crate) const INLINE: usize = 22;
 
 /// An encoded index key. Short keys (most of them: ids, addresses, names) live inline so that
 /// copying a tree node, which copies its keys, never allocates.
@@ -19,6 +19,7 @@ enum Repr {
 }
 
 impl Key {
+    #[inline]
     pub fn from_bytes(bytes: &[u8]) -> Key {
         if bytes.len() <= INLINE {
             let mut buf = [0u8; INLINE];
@@ -33,6 +34,7 @@ impl Key {
         }
     }
 
+    #[inline]
     pub fn as_bytes(&self) -> &[u8] {
         match &self.0 {
             Repr::Inline { len, buf } => &buf[..usize::from(*len)],
@@ -42,27 +44,75 @@ impl Key {
 }
 
 impl Borrow<[u8]> for Key {
+    #[inline]
     fn borrow(&self) -> &[u8] {
         self.as_bytes()
     }
 }
 
+/// Inline keys are zero-padded, so two of them are equal exactly when their lengths and whole
+/// buffers are, and order like their buffers read as big-endian words (ties broken by length:
+/// the shorter is a prefix of the longer). Tree searches compare keys many times per lookup;
+/// this keeps those compares to a few word compares instead of `memcmp` calls.
 impl PartialEq for Key {
+    #[inline]
     fn eq(&self, other: &Self) -> bool {
-        self.as_bytes() == other.as_bytes()
+        match (&self.0, &other.0) {
+            (Repr::Inline { len: la, buf: a }, Repr::Inline { len: lb, buf: b }) => {
+                la == lb
+                    && word(a, 0) == word(b, 0)
+                    && word(a, 8) == word(b, 8)
+                    && word(a, 16) == word(b, 16)
+            }
+            _ => self.as_bytes() == other.as_bytes(),
+        }
     }
 }
 impl Eq for Key {}
 impl PartialOrd for Key {
+    #[inline(always)]
     fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
         Some(self.cmp(other))
     }
 }
 impl Ord for Key {
+    #[inline(always)]
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        match (&self.0, &other.0) {
+            (Repr::Inline { len: la, buf: a }, Repr::Inline { len: lb, buf: b }) => {
+                // The first word settles most compares in a search (it holds a whole u64 key).
+                let (x, y) = (word(a, 0), word(b, 0));
+                if x != y {
+                    return x.cmp(&y);
+                }
+                word(a, 8)
+                    .cmp(&word(b, 8))
+                    .then_with(|| word(a, 16).cmp(&word(b, 16)))
+                    .then(la.cmp(lb))
+            }
+            _ => self.cmp_bytes(other),
+        }
+    }
+}
+
+impl Key {
+    /// Kept out of line so the search loops inline only the inline-key compare.
+    #[inline(never)]
+    fn cmp_bytes(&self, other: &Self) -> std::cmp::Ordering {
         self.as_bytes().cmp(other.as_bytes())
     }
 }
+
+/// Eight bytes of a zero-padded inline buffer as a big-endian word: words order like the bytes.
+#[inline(always)]
+fn word(buf: &[u8; INLINE], at: usize) -> u64 {
+    let mut w = [0u8; 8];
+    for (i, byte) in w.iter_mut().enumerate() {
+        *byte = buf.get(at + i).copied().unwrap_or(0);
+    }
+    u64::from_be_bytes(w)
+}
+
 impl std::hash::Hash for Key {
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
         self.as_bytes().hash(state);
@@ -83,15 +133,25 @@ impl fmt::Debug for Key {
     }
 }
 
+thread_local! {
+    static ENCODE_SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 /// A value usable as an index key. The encoding must preserve order (big-endian integers, raw
 /// string bytes) so that range and prefix queries mean what they say on the typed values.
 pub trait IndexKey {
     fn encode(&self, out: &mut Vec<u8>);
 
     fn to_key(&self) -> Key {
-        let mut buf = Vec::with_capacity(INLINE);
-        self.encode(&mut buf);
-        Key::from_bytes(&buf)
+        // Encoded into a reused buffer: a short key then costs no allocation at all.
+        ENCODE_SCRATCH.with(|cell| {
+            let mut buf = cell.take();
+            buf.clear();
+            self.encode(&mut buf);
+            let key = Key::from_bytes(&buf);
+            cell.replace(buf);
+            key
+        })
     }
 }
 
@@ -241,6 +301,27 @@ mod tests {
         let b = Key::from_bytes(long.as_bytes());
         assert_eq!(a, b);
         assert!("a".to_key() < a);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn keys_order_and_compare_like_their_bytes(
+            a in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..30),
+            b in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..30),
+            cut in 0usize..30,
+        ) {
+            // Also a prefix of `a`, and `a` with trailing zeros: the cases zero padding could
+            // confuse.
+            let prefix = &a[..cut.min(a.len())];
+            let mut padded = a.clone();
+            padded.extend([0, 0]);
+            for (x, y) in [(&a[..], &b[..]), (&a[..], prefix), (&a[..], &padded[..])] {
+                let (kx, ky) = (Key::from_bytes(x), Key::from_bytes(y));
+                proptest::prop_assert_eq!(kx.cmp(&ky), x.cmp(y));
+                proptest::prop_assert_eq!(ky.cmp(&kx), y.cmp(x));
+                proptest::prop_assert_eq!(kx == ky, x == y);
+            }
+        }
     }
 
     #[test]

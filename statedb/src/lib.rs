@@ -12,8 +12,10 @@ mod index;
 mod key;
 mod metrics;
 mod registry;
+mod scratch;
 mod state;
 mod table;
+mod tree;
 mod txn;
 mod watch;
 

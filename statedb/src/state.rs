@@ -4,12 +4,12 @@
 use std::ops::Bound;
 use std::sync::Arc;
 
-use imbl::OrdMap;
-
 use crate::Revision;
 use crate::error::Error;
 use crate::index::TableSchema;
 use crate::key::Key;
+use crate::scratch::Scratch;
+use crate::tree::PMap;
 
 /// A stored object and the revision it was written at. Objects are immutable: changing one means
 /// writing a new `Arc<T>`.
@@ -43,11 +43,11 @@ impl<T: std::fmt::Debug> std::fmt::Debug for Entry<T> {
 pub(crate) struct TableState<T> {
     /// Index 0 maps the primary key to the entry. A unique secondary index maps its key to the
     /// entry; a non-unique one maps `key ++ primary key ++ u16 len(key)` to it.
-    pub(crate) indexes: Vec<OrdMap<Key, Entry<T>>>,
-    pub(crate) by_revision: OrdMap<Revision, Entry<T>>,
+    pub(crate) indexes: Vec<PMap<Key, Entry<T>>>,
+    pub(crate) by_revision: PMap<Revision, Entry<T>>,
     /// Deleted objects, kept while some change-stream consumer may not have seen the delete.
-    pub(crate) graveyard: OrdMap<Key, Revision>,
-    pub(crate) graveyard_by_revision: OrdMap<Revision, Entry<T>>,
+    pub(crate) graveyard: PMap<Key, Revision>,
+    pub(crate) graveyard_by_revision: PMap<Revision, Entry<T>>,
     pub(crate) revision: Revision,
     pub(crate) pending_initializers: Arc<[Arc<str>]>,
 }
@@ -97,10 +97,10 @@ pub(crate) fn secondary_part(composite: &[u8]) -> &[u8] {
 impl<T: 'static> TableState<T> {
     pub(crate) fn new(schema: &TableSchema<T>) -> Self {
         TableState {
-            indexes: schema.indexes.iter().map(|_| OrdMap::new()).collect(),
-            by_revision: OrdMap::new(),
-            graveyard: OrdMap::new(),
-            graveyard_by_revision: OrdMap::new(),
+            indexes: schema.indexes.iter().map(|_| PMap::new()).collect(),
+            by_revision: PMap::new(),
+            graveyard: PMap::new(),
+            graveyard_by_revision: PMap::new(),
             revision: 0,
             pending_initializers: Arc::from(Vec::new()),
         }
@@ -124,28 +124,18 @@ impl<T: 'static> TableState<T> {
         object: Arc<T>,
         expect: Expect,
     ) -> Result<Option<Entry<T>>, Error> {
-        let mut keys = Vec::new();
-        let pk = Self::primary_key(schema, &object, &mut keys)?;
-        let old = self.indexes[0].get(&pk).cloned();
+        let mut scratch = Scratch::take();
+        let keys = &mut scratch.keys;
+        let pk = Self::primary_key(schema, &object, keys)?;
         if let Expect::Revision(rev) = expect {
-            match &old {
-                Some(o) if o.revision == rev => {}
-                Some(o) => {
-                    return Err(Error::RevisionMismatch {
-                        table: schema.name,
-                        key: pk,
-                        expected: rev,
-                        found: Some(o.revision),
-                    });
-                }
-                None => {
-                    return Err(Error::RevisionMismatch {
-                        table: schema.name,
-                        key: pk,
-                        expected: rev,
-                        found: None,
-                    });
-                }
+            let found = self.indexes[0].get(&pk).map(|o| o.revision);
+            if found != Some(rev) {
+                return Err(Error::RevisionMismatch {
+                    table: schema.name,
+                    key: pk,
+                    expected: rev,
+                    found,
+                });
             }
         }
         // Check unique secondary indexes before touching anything so a failed insert leaves
@@ -155,8 +145,8 @@ impl<T: 'static> TableState<T> {
                 continue;
             }
             keys.clear();
-            (def.keys)(&object, &mut keys);
-            for k in &keys {
+            (def.keys)(&object, keys);
+            for k in keys.iter() {
                 if let Some(existing) = self.indexes[pos].get(k) {
                     let mut ek = Vec::new();
                     let epk = Self::primary_key(schema, &existing.object, &mut ek)?;
@@ -174,6 +164,8 @@ impl<T: 'static> TableState<T> {
         let revision = self.revision + 1;
         self.revision = revision;
         let entry = Entry { object, revision };
+        // The primary index hands back the entry it replaces, which saves looking it up first.
+        let old = self.indexes[0].insert(pk.clone(), entry.clone());
         if let Some(old) = &old {
             self.by_revision.remove(&old.revision);
             self.remove_secondary(schema, &pk, &old.object);
@@ -183,7 +175,6 @@ impl<T: 'static> TableState<T> {
         if let Some(deleted_at) = self.graveyard.remove(&pk) {
             self.graveyard_by_revision.remove(&deleted_at);
         }
-        self.indexes[0].insert(pk, entry);
         Ok(old)
     }
 
@@ -194,8 +185,8 @@ impl<T: 'static> TableState<T> {
         expect: Expect,
         track_deletes: bool,
     ) -> Result<Option<Entry<T>>, Error> {
-        let mut keys = Vec::new();
-        let pk = Self::primary_key(schema, object, &mut keys)?;
+        let mut scratch = Scratch::take();
+        let pk = Self::primary_key(schema, object, &mut scratch.keys)?;
         self.delete_key(schema, pk, expect, track_deletes)
     }
 
@@ -206,30 +197,22 @@ impl<T: 'static> TableState<T> {
         expect: Expect,
         track_deletes: bool,
     ) -> Result<Option<Entry<T>>, Error> {
-        let Some(old) = self.indexes[0].get(&pk).cloned() else {
-            if let Expect::Revision(rev) = expect {
+        if let Expect::Revision(rev) = expect {
+            let found = self.indexes[0].get(&pk).map(|o| o.revision);
+            if found != Some(rev) {
                 return Err(Error::RevisionMismatch {
                     table: schema.name,
                     key: pk,
                     expected: rev,
-                    found: None,
+                    found,
                 });
             }
+        }
+        let Some(old) = self.indexes[0].remove(&pk) else {
             return Ok(None);
         };
-        if let Expect::Revision(rev) = expect
-            && old.revision != rev
-        {
-            return Err(Error::RevisionMismatch {
-                table: schema.name,
-                key: pk,
-                expected: rev,
-                found: Some(old.revision),
-            });
-        }
         let revision = self.revision + 1;
         self.revision = revision;
-        self.indexes[0].remove(&pk);
         self.by_revision.remove(&old.revision);
         self.remove_secondary(schema, &pk, &old.object);
         if track_deletes {
@@ -246,16 +229,19 @@ impl<T: 'static> TableState<T> {
     }
 
     fn insert_secondary(&mut self, schema: &TableSchema<T>, pk: &Key, entry: &Entry<T>) {
-        let mut keys = Vec::new();
-        let mut scratch = Vec::new();
+        let mut buffers = Scratch::take();
+        let Scratch {
+            keys,
+            bytes: scratch,
+        } = &mut buffers;
         for (pos, def) in schema.indexes.iter().enumerate().skip(1) {
             keys.clear();
-            (def.keys)(&entry.object, &mut keys);
+            (def.keys)(&entry.object, keys);
             for k in keys.drain(..) {
                 let k = if def.unique {
                     k
                 } else {
-                    composite_key(k.as_bytes(), pk.as_bytes(), &mut scratch)
+                    composite_key(k.as_bytes(), pk.as_bytes(), scratch)
                 };
                 self.indexes[pos].insert(k, entry.clone());
             }
@@ -263,16 +249,19 @@ impl<T: 'static> TableState<T> {
     }
 
     fn remove_secondary(&mut self, schema: &TableSchema<T>, pk: &Key, object: &T) {
-        let mut keys = Vec::new();
-        let mut scratch = Vec::new();
+        let mut buffers = Scratch::take();
+        let Scratch {
+            keys,
+            bytes: scratch,
+        } = &mut buffers;
         for (pos, def) in schema.indexes.iter().enumerate().skip(1) {
             keys.clear();
-            (def.keys)(object, &mut keys);
+            (def.keys)(object, keys);
             for k in keys.drain(..) {
                 if def.unique {
                     self.indexes[pos].remove(&k);
                 } else {
-                    let ck = composite_key(k.as_bytes(), pk.as_bytes(), &mut scratch);
+                    let ck = composite_key(k.as_bytes(), pk.as_bytes(), scratch);
                     self.indexes[pos].remove(&ck);
                 }
             }
@@ -284,13 +273,13 @@ impl<T: 'static> TableState<T> {
     pub(crate) fn collect_garbage(&mut self, schema: &TableSchema<T>, seen: Option<Revision>) {
         let Some(seen) = seen else {
             if !self.graveyard.is_empty() {
-                self.graveyard = OrdMap::new();
-                self.graveyard_by_revision = OrdMap::new();
+                self.graveyard = PMap::new();
+                self.graveyard_by_revision = PMap::new();
             }
             return;
         };
         let mut keys = Vec::new();
-        while let Some(&(rev, _)) = self.graveyard_by_revision.get_min() {
+        while let Some((&rev, _)) = self.graveyard_by_revision.first() {
             if rev > seen {
                 break;
             }
@@ -318,7 +307,7 @@ impl<T: 'static> TableState<T> {
         }
         Box::new(
             self.indexes[pos]
-                .range::<_, [u8]>((Bound::Included(key.as_bytes()), Bound::Unbounded))
+                .range(Bound::Included(key.as_bytes()), Bound::Unbounded)
                 .take_while({
                     let key = key.clone();
                     move |(k, _)| k.as_bytes().starts_with(key.as_bytes())
@@ -336,7 +325,7 @@ impl<T: 'static> TableState<T> {
         prefix: Key,
     ) -> Box<dyn Iterator<Item = &Entry<T>> + '_> {
         let iter = self.indexes[pos]
-            .range::<_, [u8]>((Bound::Included(prefix.as_bytes()), Bound::Unbounded))
+            .range(Bound::Included(prefix.as_bytes()), Bound::Unbounded)
             .take_while({
                 let prefix = prefix.clone();
                 move |(k, _)| k.as_bytes().starts_with(prefix.as_bytes())
@@ -361,8 +350,7 @@ impl<T: 'static> TableState<T> {
         pos: usize,
         from: Key,
     ) -> Box<dyn Iterator<Item = &Entry<T>> + '_> {
-        let iter = self.indexes[pos]
-            .range::<_, [u8]>((Bound::Included(from.as_bytes()), Bound::Unbounded));
+        let iter = self.indexes[pos].range(Bound::Included(from.as_bytes()), Bound::Unbounded);
         if unique {
             Box::new(iter.map(|(_, e)| e))
         } else {

@@ -121,23 +121,34 @@ impl TableMeta {
 /// functions and tasks.
 #[derive(Default)]
 pub(crate) struct TableLock {
-    locked: Mutex<bool>,
+    state: Mutex<LockState>,
     cond: Condvar,
+}
+
+#[derive(Default)]
+struct LockState {
+    locked: bool,
+    /// Counted so that releasing an uncontended lock skips the wake-up, which is a syscall.
+    waiters: usize,
 }
 
 impl TableLock {
     pub(crate) fn acquire(&self) {
-        let mut locked = self.locked.lock().unwrap_or_else(|e| e.into_inner());
-        while *locked {
-            locked = self.cond.wait(locked).unwrap_or_else(|e| e.into_inner());
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        while state.locked {
+            state.waiters += 1;
+            state = self.cond.wait(state).unwrap_or_else(|e| e.into_inner());
+            state.waiters -= 1;
         }
-        *locked = true;
+        state.locked = true;
     }
 
     pub(crate) fn release(&self) {
-        let mut locked = self.locked.lock().unwrap_or_else(|e| e.into_inner());
-        *locked = false;
-        self.cond.notify_one();
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        state.locked = false;
+        if state.waiters > 0 {
+            self.cond.notify_one();
+        }
     }
 }
 
@@ -190,11 +201,7 @@ impl<T: Send + Sync + 'static> TableOps for Arc<TableSchema<T>> {
         let unique = self.indexes[index].unique;
         let mut last: Option<&[u8]> = None;
         for item in old.indexes[index].diff(&new.indexes[index]) {
-            let k = match item {
-                imbl::ordmap::DiffItem::Add(k, _)
-                | imbl::ordmap::DiffItem::Remove(k, _)
-                | imbl::ordmap::DiffItem::Update { new: (k, _), .. } => k.as_bytes(),
-            };
+            let k = item.key().as_bytes();
             let k = if unique { k } else { secondary_part(k) };
             if last == Some(k) {
                 continue;

@@ -9,7 +9,7 @@ use crate::Revision;
 use crate::db::{Db, Root};
 use crate::error::Error;
 use crate::index::Index;
-use crate::key::{IndexKey, Key};
+use crate::key::{INLINE, IndexKey, Key};
 use crate::registry::{Query, Registry};
 use crate::state::{Entry, Expect, TableState};
 use crate::table::{AnyState, Table, TableMeta};
@@ -64,7 +64,15 @@ pub trait Txn: sealed::Sealed {
         let pos = table.position(index);
         let st = state_of(self, table);
         if table.unique(pos) {
-            with_encoded(key, |k| st.indexes[pos].get(k))
+            with_encoded(key, |k| {
+                // A short key goes in as a `Key`, which compares word-wise and costs no
+                // allocation; a long one as bytes, which costs no allocation either.
+                if k.len() <= INLINE {
+                    st.indexes[pos].get(&Key::from_bytes(k))
+                } else {
+                    st.indexes[pos].get(k)
+                }
+            })
         } else {
             st.list(false, pos, key.to_key()).next()
         }
