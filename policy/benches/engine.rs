@@ -11,10 +11,9 @@ use policy::compile::{self, Context, NoServices};
 use policy::engine::{Config, Delta, Engine, NamedPorts};
 use policy::identity::{Identity, PodContext, pod_identity_labels};
 use policy::rule::Rule;
-use policy::translate::{self, Origin};
+use policy::translate::Origin;
 use schema::labels::Labels;
 use schema::manifest;
-use schema::object::Object;
 
 #[expect(
     clippy::disallowed_types,
@@ -82,21 +81,14 @@ fn compile(yaml: &str) -> (Origin, Vec<Rule>) {
         .next()
         .and_then(Result::ok)
         .expect("valid policy");
-    let translated = match &object {
-        Object::NetworkPolicy(np) => translate::network_policy(np),
-        Object::CiliumNetworkPolicy(p) => translate::cilium_network_policy(p),
-        _ => unreachable!("bench policies are NP or CNP"),
-    };
     let ctx = Context {
         cluster: "default",
         services: &NoServices,
     };
-    let origin = (*translated[0].origin).clone();
-    let rules = translated
-        .iter()
-        .map(|t| compile::rule(t, &ctx).expect("compiles"))
-        .collect();
-    (origin, rules)
+    let compiled = compile::object(&object, &ctx)
+        .expect("a policy")
+        .expect("compiles");
+    (compiled.origin, compiled.rules)
 }
 
 fn peak_rss_mib() -> f64 {

@@ -4,7 +4,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr};
 
-use schema::cilium::Protocol;
 use schema::k8s_openapi::api::core::v1::{Namespace, Pod, Service};
 use schema::k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use schema::labels::{Labels, Selector};
@@ -16,7 +15,7 @@ use crate::identity::{
     Allocator, DEFAULT_CLUSTER, DEFAULT_SERVICE_ACCOUNT, Identity, PodContext, pod_identity_labels,
 };
 use crate::mapstate::{PROTO_SCTP, PROTO_TCP, PROTO_UDP};
-use crate::translate::{self, TranslatedRule};
+use crate::translate::TranslatedRule;
 
 /// Pods without `status.podIP` get addresses from here, in order.
 const ASSIGNED_POD_RANGE: Ipv4Addr = Ipv4Addr::new(10, 244, 0, 0);
@@ -217,29 +216,17 @@ impl Cluster {
     }
 
     fn add_policy(&mut self, object: &Object) {
-        let translated = match object {
-            Object::NetworkPolicy(np) => translate::network_policy(np),
-            Object::CiliumNetworkPolicy(cnp) => translate::cilium_network_policy(cnp),
-            Object::CiliumClusterwideNetworkPolicy(ccnp) => {
-                translate::clusterwide_network_policy(ccnp)
-            }
-            _ => return,
-        };
-        let Some(origin) = translated.first().map(|t| (*t.origin).clone()) else {
-            return;
-        };
         let ctx = Context {
             cluster: &self.cluster_name,
             services: &ServiceCatalog(&self.services),
         };
-        let compiled: Result<Vec<_>, _> =
-            translated.iter().map(|t| compile::rule(t, &ctx)).collect();
-        match compiled {
-            Ok(rules) => {
-                self.engine.upsert_policy(origin, rules);
-                self.rules.extend(translated);
+        match compile::object(object, &ctx) {
+            Some(Ok(compiled)) => {
+                self.engine.upsert_policy(compiled.origin, compiled.rules);
+                self.rules.extend(compiled.translated);
             }
-            Err(e) => self.errors.push(e.to_string()),
+            Some(Err(e)) => self.errors.push(e.to_string()),
+            None => {}
         }
     }
 
@@ -274,15 +261,6 @@ impl Cluster {
     /// The translated rules, as `policy get` prints them.
     pub fn translated_rules(&self) -> &[TranslatedRule] {
         &self.rules
-    }
-
-    /// The identity of an address as the ipcache has it, and for pods the identity the
-    /// address has for `ipBlock` peers.
-    pub fn resolve_ip(&self, ip: IpAddr) -> (Identity, Option<Identity>) {
-        match self.pod_by_ip(ip) {
-            Some(pod) => (pod.identity, self.engine.ipblock_identity(ip)),
-            None => (self.engine.world_identity(ip), None),
-        }
     }
 }
 
@@ -326,21 +304,11 @@ fn namespace_of(namespace: Option<&str>) -> String {
     namespace.unwrap_or(DEFAULT_NAMESPACE).to_owned()
 }
 
-pub(crate) fn proto_number(protocol: Option<&str>) -> u8 {
+fn proto_number(protocol: Option<&str>) -> u8 {
     match protocol {
         Some("UDP") => PROTO_UDP,
         Some("SCTP") => PROTO_SCTP,
         _ => PROTO_TCP,
-    }
-}
-
-/// Protocol numbers for a policy's protocol name.
-pub fn protocol_number(protocol: Protocol) -> Option<u8> {
-    match protocol {
-        Protocol::Tcp => Some(PROTO_TCP),
-        Protocol::Udp => Some(PROTO_UDP),
-        Protocol::Sctp => Some(PROTO_SCTP),
-        Protocol::Any => None,
     }
 }
 

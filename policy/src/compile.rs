@@ -9,16 +9,18 @@ use std::sync::Arc;
 
 use schema::cidr::{Cidr, CidrError};
 use schema::cilium::{
-    CidrRule, Entity, FqdnSelector, IcmpRule, L7Rules as ApiL7Rules, PortRule, Protocol, ToService,
+    CidrRule, EgressRule, Entity, FqdnSelector, IcmpRule, IngressRule, L7Rules as ApiL7Rules,
+    PortRule, Protocol, ToService,
 };
 use schema::labels::{LabelError, Operator, Requirement, Selector, SelectorError, Source};
+use schema::object::Object;
 use schema::port::Port;
 use schema::selector::LabelSelector;
 
 use crate::identity::{CLUSTER, POD_NAMESPACE};
 use crate::l7::{FqdnPattern, FqdnPatternError, HttpMatcher, L7Rules};
 use crate::rule::{IcmpMatch, L4, PeerRule, PortMatch, PortSpec, Rule, Subject};
-use crate::translate::TranslatedRule;
+use crate::translate::{self, Origin, TranslatedRule};
 
 /// What compiling needs to know about the world outside the rule.
 pub trait Services {
@@ -83,6 +85,26 @@ pub enum Problem {
     NoSubject,
 }
 
+/// A policy object ready for the engine: where it came from, its rules as Cilium writes them
+/// (what `policy get` prints) and as the engine evaluates them.
+#[derive(Debug)]
+pub struct Compiled {
+    pub origin: Origin,
+    pub translated: Vec<TranslatedRule>,
+    pub rules: Vec<Rule>,
+}
+
+/// Translates and compiles a policy object; `None` for objects that are not policies.
+pub fn object(object: &Object, ctx: &Context<'_>) -> Option<Result<Compiled, CompileError>> {
+    let translated = translate::object(object)?;
+    let rules: Result<Vec<Rule>, CompileError> = translated.iter().map(|t| rule(t, ctx)).collect();
+    Some(rules.map(|rules| Compiled {
+        origin: Origin::of(object.kind(), object.metadata()),
+        translated,
+        rules,
+    }))
+}
+
 /// Compiles one translated rule.
 pub fn rule(translated: &TranslatedRule, ctx: &Context<'_>) -> Result<Rule, CompileError> {
     let mut compiler = Compiler {
@@ -118,10 +140,16 @@ impl Compiler<'_> {
             (None, Some(selector)) => Subject::Nodes(self.selector(&t.path, selector)?),
             (None, None) => return Err(self.error(&t.path, Problem::NoSubject)),
         };
-        let ingress = self.ingress(&api.ingress, &t.ingress_paths)?;
-        let ingress_deny = self.ingress(&api.ingress_deny, &t.ingress_deny_paths)?;
-        let egress = self.egress(&api.egress, &t.egress_paths)?;
-        let egress_deny = self.egress(&api.egress_deny, &t.egress_deny_paths)?;
+        let ingress = self.peer_rules(api.ingress.iter().map(Fields::ingress), &t.ingress_paths)?;
+        let ingress_deny = self.peer_rules(
+            api.ingress_deny.iter().map(Fields::ingress),
+            &t.ingress_deny_paths,
+        )?;
+        let egress = self.peer_rules(api.egress.iter().map(Fields::egress), &t.egress_paths)?;
+        let egress_deny = self.peer_rules(
+            api.egress_deny.iter().map(Fields::egress),
+            &t.egress_deny_paths,
+        )?;
         let default_deny = api
             .enable_default_deny
             .as_ref()
@@ -144,64 +172,42 @@ impl Compiler<'_> {
         })
     }
 
-    fn ingress(
+    fn peer_rules<'r>(
         &mut self,
-        rules: &[schema::cilium::IngressRule],
+        rules: impl Iterator<Item = Fields<'r>>,
         paths: &[String],
     ) -> Result<Vec<PeerRule>, CompileError> {
         rules
-            .iter()
             .zip(paths)
-            .map(|(rule, path)| {
-                if !rule.from_requires.is_empty() || !rule.from_groups.is_empty() {
-                    return Err(self.error(path, Problem::Unsupported));
-                }
-                let mut peers = Vec::new();
-                for selector in &rule.from_endpoints {
-                    peers.push(self.selector(&format!("{path}.fromEndpoints"), selector)?);
-                }
-                for selector in &rule.from_nodes {
-                    peers.push(self.node_selector(&format!("{path}.fromNodes"), selector)?);
-                }
-                let sets = rule.from_cidr.iter().map(|c| cidr_rule(c));
-                let sets: Vec<CidrRule> = sets.chain(rule.from_cidr_set.iter().cloned()).collect();
-                peers.extend(self.cidrs(&format!("{path}.fromCIDRSet"), &sets)?);
-                peers.extend(self.entities(&format!("{path}.fromEntities"), &rule.from_entities)?);
-                let l4 = self.l4(path, &rule.to_ports, &rule.icmps)?;
-                Ok(peer_rule(path, rule.has_peers(), peers, l4))
-            })
+            .map(|(rule, path)| self.peer_rule(&rule, path))
             .collect()
     }
 
-    fn egress(
-        &mut self,
-        rules: &[schema::cilium::EgressRule],
-        paths: &[String],
-    ) -> Result<Vec<PeerRule>, CompileError> {
-        rules
+    /// One entry of `ingress`/`egress` (or their deny lists); `dir` is `from` or `to`.
+    fn peer_rule(&mut self, rule: &Fields<'_>, path: &str) -> Result<PeerRule, CompileError> {
+        let dir = rule.dir;
+        if rule.unsupported {
+            return Err(self.error(path, Problem::Unsupported));
+        }
+        let mut peers = Vec::new();
+        for selector in rule.endpoints {
+            peers.push(self.selector(&format!("{path}.{dir}Endpoints"), selector)?);
+        }
+        for selector in rule.nodes {
+            peers.push(self.node_selector(&format!("{path}.{dir}Nodes"), selector)?);
+        }
+        let sets: Vec<CidrRule> = rule
+            .cidr
             .iter()
-            .zip(paths)
-            .map(|(rule, path)| {
-                if !rule.to_requires.is_empty() || !rule.to_groups.is_empty() {
-                    return Err(self.error(path, Problem::Unsupported));
-                }
-                let mut peers = Vec::new();
-                for selector in &rule.to_endpoints {
-                    peers.push(self.selector(&format!("{path}.toEndpoints"), selector)?);
-                }
-                for selector in &rule.to_nodes {
-                    peers.push(self.node_selector(&format!("{path}.toNodes"), selector)?);
-                }
-                let sets = rule.to_cidr.iter().map(|c| cidr_rule(c));
-                let sets: Vec<CidrRule> = sets.chain(rule.to_cidr_set.iter().cloned()).collect();
-                peers.extend(self.cidrs(&format!("{path}.toCIDRSet"), &sets)?);
-                peers.extend(self.entities(&format!("{path}.toEntities"), &rule.to_entities)?);
-                peers.extend(self.services(&format!("{path}.toServices"), &rule.to_services)?);
-                peers.extend(self.fqdn_peers(&format!("{path}.toFQDNs"), &rule.to_fqdns)?);
-                let l4 = self.l4(path, &rule.to_ports, &rule.icmps)?;
-                Ok(peer_rule(path, rule.has_peers(), peers, l4))
-            })
-            .collect()
+            .map(|c| cidr_rule(c))
+            .chain(rule.cidr_set.iter().cloned())
+            .collect();
+        peers.extend(self.cidrs(&format!("{path}.{dir}CIDRSet"), &sets)?);
+        peers.extend(self.entities(&format!("{path}.{dir}Entities"), rule.entities)?);
+        peers.extend(self.services(&format!("{path}.toServices"), rule.services)?);
+        peers.extend(self.fqdn_peers(&format!("{path}.toFQDNs"), rule.fqdns)?);
+        let l4 = self.l4(path, rule.to_ports, rule.icmps)?;
+        Ok(peer_rule(path, rule.has_peers, peers, l4))
     }
 
     fn selector(&self, path: &str, selector: &LabelSelector) -> Result<Selector, CompileError> {
@@ -440,6 +446,60 @@ impl Compiler<'_> {
             return Ok(Some(Arc::new(L7Rules::Dns(patterns))));
         }
         Ok(None)
+    }
+}
+
+/// The fields ingress and egress rules share, so one compiler serves both; egress-only fields
+/// are empty for ingress.
+struct Fields<'r> {
+    dir: &'static str,
+    endpoints: &'r [LabelSelector],
+    nodes: &'r [LabelSelector],
+    cidr: &'r [String],
+    cidr_set: &'r [CidrRule],
+    entities: &'r [String],
+    services: &'r [ToService],
+    fqdns: &'r [FqdnSelector],
+    to_ports: &'r [PortRule],
+    icmps: &'r [IcmpRule],
+    /// `fromRequires`/`toRequires` or groups: valid Cilium that Myelin does not enforce.
+    unsupported: bool,
+    has_peers: bool,
+}
+
+impl<'r> Fields<'r> {
+    fn ingress(rule: &'r IngressRule) -> Self {
+        Self {
+            dir: "from",
+            endpoints: &rule.from_endpoints,
+            nodes: &rule.from_nodes,
+            cidr: &rule.from_cidr,
+            cidr_set: &rule.from_cidr_set,
+            entities: &rule.from_entities,
+            services: &[],
+            fqdns: &[],
+            to_ports: &rule.to_ports,
+            icmps: &rule.icmps,
+            unsupported: !rule.from_requires.is_empty() || !rule.from_groups.is_empty(),
+            has_peers: rule.has_peers(),
+        }
+    }
+
+    fn egress(rule: &'r EgressRule) -> Self {
+        Self {
+            dir: "to",
+            endpoints: &rule.to_endpoints,
+            nodes: &rule.to_nodes,
+            cidr: &rule.to_cidr,
+            cidr_set: &rule.to_cidr_set,
+            entities: &rule.to_entities,
+            services: &rule.to_services,
+            fqdns: &rule.to_fqdns,
+            to_ports: &rule.to_ports,
+            icmps: &rule.icmps,
+            unsupported: !rule.to_requires.is_empty() || !rule.to_groups.is_empty(),
+            has_peers: rule.has_peers(),
+        }
     }
 }
 

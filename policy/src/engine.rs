@@ -369,11 +369,7 @@ impl Engine {
             }
             let uses: Vec<PeerUse> = entry.peer_users.iter().copied().collect();
             for peer_use in uses {
-                let subjects: Vec<Identity> = self
-                    .rules
-                    .get(&peer_use.rule)
-                    .map(|r| r.subjects.iter().copied().collect())
-                    .unwrap_or_default();
+                let subjects = self.subjects_of(peer_use.rule);
                 for subject in subjects {
                     self.add_source(subject, peer_use, identity);
                 }
@@ -422,11 +418,7 @@ impl Engine {
             };
             let subject_users: Vec<u32> = sel_entry.subject_users.iter().copied().collect();
             for peer_use in uses {
-                let subjects: Vec<Identity> = self
-                    .rules
-                    .get(&peer_use.rule)
-                    .map(|r| r.subjects.iter().copied().collect())
-                    .unwrap_or_default();
+                let subjects = self.subjects_of(peer_use.rule);
                 for subject in subjects {
                     self.remove_source(subject, &source(peer_use, identity));
                 }
@@ -446,6 +438,14 @@ impl Engine {
         if self.count_named_ports(&entry.named_ports, false) {
             self.refresh_wildcard_named_ports();
         }
+    }
+
+    /// The local identities `rule` selects, copied so the caller may change the engine.
+    fn subjects_of(&self, rule: u32) -> Vec<Identity> {
+        self.rules
+            .get(&rule)
+            .map(|r| r.subjects.iter().copied().collect())
+            .unwrap_or_default()
     }
 
     fn add_rule(&mut self, rule: Arc<Rule>) -> u32 {

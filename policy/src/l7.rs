@@ -14,6 +14,14 @@ pub enum L7Rules {
     Dns(Vec<FqdnPattern>),
 }
 
+/// One request as the proxy sees it.
+#[derive(Debug, Clone, Copy)]
+pub enum L7Request<'a> {
+    Http(HttpRequest<'a>),
+    /// A DNS query name.
+    Dns(&'a str),
+}
+
 /// The L7 protocol a redirect hands traffic to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum L7Parser {
@@ -22,6 +30,19 @@ pub enum L7Parser {
 }
 
 impl L7Rules {
+    /// Whether any rule allows the request; rules of another protocol allow nothing.
+    pub fn allows(&self, request: &L7Request<'_>) -> bool {
+        match (self, request) {
+            (L7Rules::Http(matchers), L7Request::Http(req)) => {
+                matchers.iter().any(|m| m.matches(req))
+            }
+            (L7Rules::Dns(patterns), L7Request::Dns(name)) => {
+                patterns.iter().any(|p| p.matches(name))
+            }
+            _ => false,
+        }
+    }
+
     pub fn parser(&self) -> L7Parser {
         match self {
             L7Rules::Http(_) => L7Parser::Http,

@@ -22,7 +22,7 @@ pub use key::{
 };
 
 use crate::identity::Identity;
-use crate::l7::{L7Parser, L7Rules};
+use crate::l7::{L7Parser, L7Request, L7Rules};
 use crate::rule::Direction;
 
 /// Where a contribution came from.
@@ -102,6 +102,31 @@ pub struct L7Policy {
     /// Some plain L4 allow covers this peer and port: every request passes.
     pub allow_all: Vec<Source>,
     pub rules: Vec<(Source, Arc<L7Rules>)>,
+}
+
+impl L7Policy {
+    /// The contributions that let `request` through: every plain allow if there is one (the
+    /// L7 rules then have no effect), else the L7 rules that match. Empty means denied.
+    pub fn allowing(&self, request: &L7Request<'_>) -> Vec<&Source> {
+        if !self.allow_all.is_empty() {
+            return self.allow_all.iter().collect();
+        }
+        self.rules
+            .iter()
+            .filter(|(_, rules)| rules.allows(request))
+            .map(|(source, _)| source)
+            .collect()
+    }
+}
+
+impl Decision {
+    /// Whether the connection gets through at L3/L4 (a redirect does: the proxy accepts it).
+    pub fn allows(&self) -> bool {
+        matches!(
+            self,
+            Decision::NotEnforced | Decision::Allowed { .. } | Decision::Redirected { .. }
+        )
+    }
 }
 
 impl MapState {

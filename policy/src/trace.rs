@@ -7,9 +7,9 @@ use std::str::FromStr;
 
 use schema::k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use crate::cluster::{Cluster, PodInfo};
+use crate::cluster::{Cluster, PodInfo, ServiceInfo};
 use crate::identity::Identity;
-use crate::l7::{HttpRequest, L7Parser, L7Rules};
+use crate::l7::{HttpRequest, L7Parser, L7Request};
 use crate::mapstate::{
     Decision, Effect, Key, PROTO_ICMP, PROTO_SCTP, PROTO_TCP, PROTO_UDP, Source,
 };
@@ -232,7 +232,9 @@ pub fn trace(
             },
         ),
         (Peer::Service { namespace, name }, false) => {
-            service_backend(cluster, namespace, name, probe)?
+            let (service, backend) = service_backend(cluster, namespace, name)?;
+            let end = End::pod(cluster, backend, service_host(namespace, name));
+            (end, target_probe(service, backend, probe)?)
         }
         (peer, false) => (resolve(cluster, peer, fqdn_ips)?, probe),
     };
@@ -247,57 +249,34 @@ pub fn trace(
         Verdict::Denied
     };
     if l4_allowed {
+        let http = request.http.clone().unwrap_or_default();
+        let host = http.host.clone().unwrap_or_else(|| dst.name.clone());
+        let http_request = L7Request::Http(HttpRequest {
+            method: http.method.as_deref().unwrap_or("GET"),
+            path: http.path.as_deref().unwrap_or("/"),
+            host: &host,
+            headers: &http.headers,
+        });
         for (side, owner, peer) in [(&egress, &src, &dst), (&ingress, &dst, &src)] {
             let Decision::Redirected { parser, .. } = side.decision else {
                 continue;
             };
-            // Without a query there is nothing for the DNS proxy to judge: the flow is open.
-            if parser == L7Parser::Dns && request.dns.is_none() {
-                continue;
-            }
-            let Some(pod) = owner.pod else { continue };
-            let Some(map) = cluster.engine.map_state(pod.identity) else {
+            let l7_request = match (parser, request.dns.as_deref()) {
+                (L7Parser::Http, _) => http_request,
+                (L7Parser::Dns, Some(name)) => L7Request::Dns(name),
+                // Without a query there is nothing for the DNS proxy to judge: the flow is open.
+                (L7Parser::Dns, None) => continue,
+            };
+            let Some(map) = owner
+                .pod
+                .and_then(|pod| cluster.engine.map_state(pod.identity))
+            else {
                 continue;
             };
             let peers: Vec<Identity> = std::iter::once(peer.identity).chain(peer.ipblock).collect();
             let policy = map.l7_policy(side.direction, &peers, probe.proto, probe.port);
-            let allowed = if !policy.allow_all.is_empty() {
-                l7.extend(
-                    policy
-                        .allow_all
-                        .iter()
-                        .map(|s| rule_ref(cluster, s, "allow")),
-                );
-                true
-            } else {
-                let mut hit = false;
-                for (source, rules) in &policy.rules {
-                    let matched = match (rules.as_ref(), parser) {
-                        (L7Rules::Http(matchers), L7Parser::Http) => {
-                            let http = request.http.clone().unwrap_or_default();
-                            let host = http.host.clone().unwrap_or_else(|| dst.name.clone());
-                            let req = HttpRequest {
-                                method: http.method.as_deref().unwrap_or("GET"),
-                                path: http.path.as_deref().unwrap_or("/"),
-                                host: &host,
-                                headers: &http.headers,
-                            };
-                            matchers.iter().any(|m| m.matches(&req))
-                        }
-                        (L7Rules::Dns(patterns), L7Parser::Dns) => request
-                            .dns
-                            .as_deref()
-                            .is_some_and(|name| patterns.iter().any(|p| p.matches(name))),
-                        _ => false,
-                    };
-                    if matched {
-                        l7.push(rule_ref(cluster, source, "allow"));
-                        hit = true;
-                    }
-                }
-                hit
-            };
-            if !allowed {
+            let allowing = policy.allowing(&l7_request);
+            if allowing.is_empty() {
                 verdict = match parser {
                     L7Parser::Http => {
                         http_status = Some(403);
@@ -307,6 +286,7 @@ pub fn trace(
                 };
                 break;
             }
+            l7.extend(allowing.into_iter().map(|s| rule_ref(cluster, s, "allow")));
         }
         if verdict == Verdict::Allowed && probe.proto == PROTO_TCP {
             let redirected = [&egress, &ingress].iter().any(|s| {
@@ -333,48 +313,48 @@ pub fn trace(
     })
 }
 
-/// Whether a connection between two pods is allowed at L3/L4 (a redirect to the proxy counts
-/// as allowed: the connection is accepted). A pod reaching itself is evaluated like any other
-/// pair, as upstream's e2e tests expect: they probe the pod's own Service, which hairpins
-/// through the node.
-pub fn connection_allowed(cluster: &Cluster, from: &PodInfo, to: &PodInfo, probe: Probe) -> bool {
-    let src = End {
-        pod: Some(from),
-        identity: from.identity,
-        ipblock: cluster.engine.ipblock_identity(from.ip),
-        name: String::new(),
-    };
-    let dst = End {
-        pod: Some(to),
-        identity: to.identity,
-        ipblock: cluster.engine.ipblock_identity(to.ip),
-        name: String::new(),
-    };
-    allows(cluster, Direction::Egress, &src, &dst, probe)
-        && allows(cluster, Direction::Ingress, &dst, &src, probe)
+/// Which pod can reach which at L3/L4, rows = sources, columns = destinations, both in
+/// [`Cluster::pods`] order (a redirect to the proxy counts as allowed: the connection is
+/// accepted). A pod reaching itself is evaluated like any other pair, as upstream's e2e tests
+/// expect: they probe the pod's own Service, which hairpins through the node.
+pub fn matrix(cluster: &Cluster, probe: Probe) -> Vec<Vec<bool>> {
+    let ends: Vec<End<'_>> = cluster
+        .pods()
+        .map(|pod| End::pod(cluster, pod, pod.name.clone()))
+        .collect();
+    ends.iter()
+        .map(|src| {
+            ends.iter()
+                .map(|dst| {
+                    decision(cluster, Direction::Egress, src, dst, probe).allows()
+                        && decision(cluster, Direction::Ingress, dst, src, probe).allows()
+                })
+                .collect()
+        })
+        .collect()
 }
 
-fn allows(
+/// What `owner`'s map state decides for traffic with `peer`; nothing is enforced at an end
+/// that is not a local endpoint.
+fn decision(
     cluster: &Cluster,
     direction: Direction,
     owner: &End<'_>,
     peer: &End<'_>,
     probe: Probe,
-) -> bool {
-    let Some(pod) = owner.pod else { return true };
-    let Some(map) = cluster.engine.map_state(pod.identity) else {
-        return true;
-    };
-    matches!(
-        map.decide(
-            direction,
-            peer.identity,
-            peer.ipblock,
-            probe.proto,
-            probe.port
-        ),
-        Decision::NotEnforced | Decision::Allowed { .. } | Decision::Redirected { .. }
-    )
+) -> Decision {
+    owner
+        .pod
+        .and_then(|pod| cluster.engine.map_state(pod.identity))
+        .map_or(Decision::NotEnforced, |map| {
+            map.decide(
+                direction,
+                peer.identity,
+                peer.ipblock,
+                probe.proto,
+                probe.port,
+            )
+        })
 }
 
 fn side(
@@ -400,13 +380,7 @@ fn side(
     let Some(map) = cluster.engine.map_state(pod.identity) else {
         return side;
     };
-    side.decision = map.decide(
-        direction,
-        peer.identity,
-        peer.ipblock,
-        probe.proto,
-        probe.port,
-    );
+    side.decision = decision(cluster, direction, owner, peer, probe);
     side.selected_by = cluster
         .engine
         .rules_selecting(pod.identity)
@@ -414,19 +388,15 @@ fn side(
         .map(|r| format!("{} {}", r.origin, r.path))
         .collect();
     side.selected_by.dedup();
-    let (verdict, keys): (Verdict, Vec<Key>) = match side.decision {
-        Decision::NotEnforced => (Verdict::Allowed, Vec::new()),
-        Decision::Allowed { key } | Decision::Redirected { key, .. } => {
-            (Verdict::Allowed, vec![key])
-        }
-        Decision::Denied { key } => (
-            Verdict::Denied,
-            std::iter::once(key).chain(key.covering()).collect(),
-        ),
-        Decision::NoMatch => (Verdict::Denied, Vec::new()),
+    let keys: Vec<Key> = match side.decision {
+        Decision::NotEnforced | Decision::NoMatch => Vec::new(),
+        Decision::Allowed { key } | Decision::Redirected { key, .. } => vec![key],
+        Decision::Denied { key } => std::iter::once(key).chain(key.covering()).collect(),
     };
-    side.verdict = verdict;
-    let deny = verdict == Verdict::Denied;
+    let deny = !side.decision.allows();
+    if deny {
+        side.verdict = Verdict::Denied;
+    }
     for key in keys {
         for (source, effect) in map.contributions(&key) {
             let (wanted, effect_name) = match effect {
@@ -475,6 +445,26 @@ fn rule_ref(cluster: &Cluster, source: &Source, effect: &'static str) -> RuleRef
     }
 }
 
+impl<'a> End<'a> {
+    fn pod(cluster: &Cluster, pod: &'a PodInfo, name: String) -> Self {
+        End {
+            pod: Some(pod),
+            identity: pod.identity,
+            ipblock: cluster.engine.ipblock_identity(pod.ip),
+            name,
+        }
+    }
+
+    fn outside(identity: Identity, ipblock: Option<Identity>, name: String) -> Self {
+        End {
+            pod: None,
+            identity,
+            ipblock,
+            name,
+        }
+    }
+}
+
 fn resolve<'a>(
     cluster: &'a Cluster,
     peer: &Peer,
@@ -485,34 +475,18 @@ fn resolve<'a>(
             let pod = cluster
                 .pod(namespace, name)
                 .ok_or_else(|| TraceError::NoPod(format!("{namespace}/{name}")))?;
-            Ok(End {
-                pod: Some(pod),
-                identity: pod.identity,
-                ipblock: cluster.engine.ipblock_identity(pod.ip),
-                name: pod.name.clone(),
-            })
+            Ok(End::pod(cluster, pod, pod.name.clone()))
         }
-        Peer::Host => Ok(reserved(Identity::HOST, "host")),
-        Peer::RemoteNode => Ok(reserved(Identity::REMOTE_NODE, "remote-node")),
-        Peer::Ip(ip) => {
-            if let Some(pod) = cluster.pod_by_ip(*ip) {
-                return resolve(
-                    cluster,
-                    &Peer::Pod {
-                        namespace: pod.namespace.clone(),
-                        name: pod.name.clone(),
-                    },
-                    fqdn_ips,
-                );
-            }
-            let (identity, ipblock) = cluster.resolve_ip(*ip);
-            Ok(End {
-                pod: None,
-                identity,
-                ipblock,
-                name: ip.to_string(),
-            })
-        }
+        Peer::Host => Ok(End::outside(Identity::HOST, None, "host".to_owned())),
+        Peer::RemoteNode => Ok(End::outside(
+            Identity::REMOTE_NODE,
+            None,
+            "remote-node".to_owned(),
+        )),
+        Peer::Ip(ip) => Ok(match cluster.pod_by_ip(*ip) {
+            Some(pod) => End::pod(cluster, pod, pod.name.clone()),
+            None => End::outside(cluster.engine.world_identity(*ip), None, ip.to_string()),
+        }),
         Peer::Fqdn(name) => {
             let ip = fqdn_ips
                 .iter()
@@ -523,36 +497,25 @@ fn resolve<'a>(
                 .engine
                 .fqdn_identity(ip)
                 .unwrap_or_else(|| cluster.engine.world_identity(ip));
-            Ok(End {
-                pod: None,
-                identity,
-                ipblock: None,
-                name: name.clone(),
-            })
+            Ok(End::outside(identity, None, name.clone()))
         }
         Peer::Service { namespace, name } => {
-            service_backend(cluster, namespace, name, Probe::tcp(0)).map(|(end, _)| end)
+            let (_, backend) = service_backend(cluster, namespace, name)?;
+            Ok(End::pod(cluster, backend, service_host(namespace, name)))
         }
     }
 }
 
-fn reserved(identity: Identity, name: &str) -> End<'static> {
-    End {
-        pod: None,
-        identity,
-        ipblock: None,
-        name: name.to_owned(),
-    }
+fn service_host(namespace: &str, name: &str) -> String {
+    format!("{name}.{namespace}.svc.cluster.local")
 }
 
-/// Policy sees the backend after service translation: the first backend pod, and the
-/// service port translated to its target port.
+/// Policy sees the backend after service translation: the first backend pod.
 fn service_backend<'a>(
     cluster: &'a Cluster,
     namespace: &str,
     name: &str,
-    probe: Probe,
-) -> Result<(End<'a>, Probe), TraceError> {
+) -> Result<(&'a ServiceInfo, &'a PodInfo), TraceError> {
     let id = format!("{namespace}/{name}");
     let service = cluster
         .service(namespace, name)
@@ -560,34 +523,36 @@ fn service_backend<'a>(
     let backend = *cluster
         .backends(service)
         .first()
-        .ok_or_else(|| TraceError::NoBackend(id.clone()))?;
-    let mut probe = probe;
-    if probe.port != 0 {
-        let (_, proto, target) = service
-            .ports
-            .iter()
-            .find(|(port, proto, _)| *port == probe.port && *proto == probe.proto)
-            .ok_or(TraceError::NoServicePort {
-                service: id,
-                port: probe.port,
-            })?;
-        probe.proto = *proto;
-        probe.port = match target {
-            IntOrString::Int(n) => u16::try_from(*n).unwrap_or(probe.port),
-            IntOrString::String(port_name) => backend
-                .named_ports
-                .get(&port_name.to_ascii_lowercase())
-                .and_then(|ports| ports.iter().find(|(p, _)| *p == *proto))
-                .map_or(probe.port, |(_, n)| *n),
-        };
-    }
-    let end = End {
-        pod: Some(backend),
-        identity: backend.identity,
-        ipblock: cluster.engine.ipblock_identity(backend.ip),
-        name: format!("{name}.{namespace}.svc.cluster.local"),
+        .ok_or(TraceError::NoBackend(id))?;
+    Ok((service, backend))
+}
+
+/// The probe as the backend receives it: the service port translated to its target port.
+fn target_probe(
+    service: &ServiceInfo,
+    backend: &PodInfo,
+    probe: Probe,
+) -> Result<Probe, TraceError> {
+    let (_, proto, target) = service
+        .ports
+        .iter()
+        .find(|(port, proto, _)| *port == probe.port && *proto == probe.proto)
+        .ok_or_else(|| TraceError::NoServicePort {
+            service: format!("{}/{}", service.namespace, service.name),
+            port: probe.port,
+        })?;
+    let port = match target {
+        IntOrString::Int(n) => u16::try_from(*n).unwrap_or(probe.port),
+        IntOrString::String(port_name) => backend
+            .named_ports
+            .get(&port_name.to_ascii_lowercase())
+            .and_then(|ports| ports.iter().find(|(p, _)| p == proto))
+            .map_or(probe.port, |(_, n)| *n),
     };
-    Ok((end, probe))
+    Ok(Probe {
+        proto: *proto,
+        port,
+    })
 }
 
 fn dns_server(cluster: &Cluster) -> Result<End<'_>, TraceError> {
@@ -598,12 +563,7 @@ fn dns_server(cluster: &Cluster) -> Result<End<'_>, TraceError> {
                 && p.labels.get("k8s-app").map(String::as_str) == Some("kube-dns")
         })
         .ok_or(TraceError::NoDnsPod)?;
-    Ok(End {
-        pod: Some(pod),
-        identity: pod.identity,
-        ipblock: cluster.engine.ipblock_identity(pod.ip),
-        name: pod.name.clone(),
-    })
+    Ok(End::pod(cluster, pod, pod.name.clone()))
 }
 
 /// ICMP echo request as a probe.

@@ -15,8 +15,9 @@ use std::fmt;
 use std::sync::Arc;
 
 use schema::cilium::Rule;
+use schema::k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use schema::labels::{Label, Source};
-use schema::object::Kind;
+use schema::object::{DEFAULT_NAMESPACE, Kind, Object};
 
 pub use cilium::{clusterwide_network_policy, network_policy as cilium_network_policy};
 pub use network_policy::network_policy;
@@ -50,6 +51,22 @@ pub struct TranslatedRule {
 }
 
 impl Origin {
+    /// The object a rule comes from; a namespaced kind without a namespace is in `default`,
+    /// as `kubectl apply` would put it.
+    pub fn of(kind: Kind, metadata: &ObjectMeta) -> Self {
+        let namespace = kind.is_namespaced().then(|| {
+            metadata
+                .namespace
+                .clone()
+                .unwrap_or_else(|| DEFAULT_NAMESPACE.to_owned())
+        });
+        Self {
+            kind,
+            namespace,
+            name: metadata.name.clone().unwrap_or_default(),
+        }
+    }
+
     /// Myelin's decision (SEMANTICS.md): a NetworkPolicy `ipBlock` matches every address in the
     /// block, pod addresses included; Cilium's own CIDR rules never select cluster endpoints.
     pub fn cidr_matches_pods(&self) -> bool {
@@ -97,6 +114,16 @@ impl TranslatedRule {
             rule,
             path,
         }
+    }
+}
+
+/// The rules of any policy object; `None` for objects that are not policies.
+pub fn object(object: &Object) -> Option<Vec<TranslatedRule>> {
+    match object {
+        Object::NetworkPolicy(np) => Some(network_policy(np)),
+        Object::CiliumNetworkPolicy(cnp) => Some(cilium_network_policy(cnp)),
+        Object::CiliumClusterwideNetworkPolicy(ccnp) => Some(clusterwide_network_policy(ccnp)),
+        Object::Namespace(_) | Object::Pod(_) | Object::Service(_) => None,
     }
 }
 

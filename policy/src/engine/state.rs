@@ -38,10 +38,6 @@ impl Delta {
     /// Folds repeated changes of one entry into one (first old, last new) and drops those
     /// that end where they started.
     pub(crate) fn coalesce(&mut self) {
-        if self.entries.len() < 2 {
-            self.entries.retain(|(_, c)| c.old != c.new);
-            return;
-        }
         let mut folded: BTreeMap<(Identity, Key), (Option<Verdict>, Option<Verdict>)> =
             BTreeMap::new();
         for (subject, change) in self.entries.drain(..) {

@@ -3,13 +3,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use proptest::prelude::*;
 use schema::labels::Labels;
 use schema::manifest;
-use schema::object::Object;
 
 use super::*;
 use crate::compile::{self, Context, NoServices};
 use crate::identity::{PodContext, pod_identity_labels};
 use crate::mapstate::{Decision, PROTO_TCP, PROTO_UDP, Verdict};
-use crate::translate;
 
 fn pod_labels(ns: &str, app: &str) -> Labels {
     let labels = BTreeMap::from([("app".to_owned(), app.to_owned())]);
@@ -31,22 +29,14 @@ fn compiled(yaml: &str) -> (Origin, Vec<Rule>) {
         .next()
         .expect("one document")
         .expect("valid manifest");
-    let translated = match &object {
-        Object::NetworkPolicy(np) => translate::network_policy(np),
-        Object::CiliumNetworkPolicy(p) => translate::cilium_network_policy(p),
-        Object::CiliumClusterwideNetworkPolicy(p) => translate::clusterwide_network_policy(p),
-        other => panic!("not a policy: {other:?}"),
-    };
     let ctx = Context {
         cluster: "default",
         services: &NoServices,
     };
-    let origin = (*translated[0].origin).clone();
-    let rules = translated
-        .iter()
-        .map(|t| compile::rule(t, &ctx).expect("compiles"))
-        .collect();
-    (origin, rules)
+    let compiled = compile::object(&object, &ctx)
+        .expect("a policy")
+        .expect("compiles");
+    (compiled.origin, compiled.rules)
 }
 
 const ALLOW_A_TO_B: &str = r#"

@@ -54,15 +54,6 @@ impl Identity {
             .find(|(id, _)| *id == self)
             .map(|(_, name)| *name)
     }
-
-    /// Whether the identity stands for something inside the cluster (a pod, a node, the host),
-    /// as opposed to an address outside it.
-    pub fn is_cluster(self) -> bool {
-        !matches!(
-            self,
-            Identity::ANY | Identity::WORLD | Identity::WORLD_IPV4 | Identity::WORLD_IPV6
-        ) && !self.is_local_scope()
-    }
 }
 
 impl fmt::Display for Identity {

@@ -13,16 +13,8 @@ use super::{Origin, TranslatedRule};
 /// A CiliumNetworkPolicy's rules: the subject and every endpoint peer are confined to the
 /// policy's namespace unless a peer names its namespace itself.
 pub fn network_policy(policy: &CiliumNetworkPolicy) -> Vec<TranslatedRule> {
-    let namespace = policy
-        .metadata
-        .namespace
-        .clone()
-        .unwrap_or_else(|| schema::object::DEFAULT_NAMESPACE.to_owned());
-    let origin = Arc::new(Origin {
-        kind: Kind::CiliumNetworkPolicy,
-        namespace: Some(namespace.clone()),
-        name: policy.metadata.name.clone().unwrap_or_default(),
-    });
+    let origin = Arc::new(Origin::of(Kind::CiliumNetworkPolicy, &policy.metadata));
+    let namespace = origin.namespace.clone().unwrap_or_default();
     let uid = policy.metadata.uid.as_deref();
     let scope = Scope::Namespace(&namespace);
     rules(&origin, uid, policy.spec.as_ref(), &policy.specs, scope)
@@ -31,11 +23,10 @@ pub fn network_policy(policy: &CiliumNetworkPolicy) -> Vec<TranslatedRule> {
 /// A CiliumClusterwideNetworkPolicy's rules: the subject is taken as written; endpoint peers
 /// without a namespace mean pods of every namespace (never world or host).
 pub fn clusterwide_network_policy(policy: &CiliumClusterwideNetworkPolicy) -> Vec<TranslatedRule> {
-    let origin = Arc::new(Origin {
-        kind: Kind::CiliumClusterwideNetworkPolicy,
-        namespace: None,
-        name: policy.metadata.name.clone().unwrap_or_default(),
-    });
+    let origin = Arc::new(Origin::of(
+        Kind::CiliumClusterwideNetworkPolicy,
+        &policy.metadata,
+    ));
     let uid = policy.metadata.uid.as_deref();
     rules(
         &origin,

@@ -16,16 +16,8 @@ use super::{Origin, TranslatedRule};
 /// every peer becomes its own rule entry carrying the policy's ports, and a direction listed
 /// in `policyTypes` without rules becomes `[{}]` (isolated, nothing allowed).
 pub fn network_policy(policy: &NetworkPolicy) -> Vec<TranslatedRule> {
-    let namespace = policy
-        .metadata
-        .namespace
-        .clone()
-        .unwrap_or_else(|| schema::object::DEFAULT_NAMESPACE.to_owned());
-    let origin = Arc::new(Origin {
-        kind: Kind::NetworkPolicy,
-        namespace: Some(namespace.clone()),
-        name: policy.metadata.name.clone().unwrap_or_default(),
-    });
+    let origin = Arc::new(Origin::of(Kind::NetworkPolicy, &policy.metadata));
+    let namespace = origin.namespace.clone().unwrap_or_default();
     let Some(spec) = &policy.spec else {
         return Vec::new();
     };
@@ -47,71 +39,86 @@ pub fn network_policy(policy: &NetworkPolicy) -> Vec<TranslatedRule> {
         _ => (true, !egress_rules.is_empty()),
     };
 
-    let mut rule = Rule {
+    let rule = Rule {
         endpoint_selector: Some(subject),
         labels: origin.rule_labels(policy.metadata.uid.as_deref()),
         ..Rule::default()
     };
-    let mut ingress_paths = Vec::new();
-    let mut egress_paths = Vec::new();
+    let mut translated = TranslatedRule::new(origin, rule, "spec".to_owned());
     if has_ingress {
-        if ingress_rules.is_empty() {
-            rule.ingress.push(IngressRule::default());
-            ingress_paths.push("spec.policyTypes".to_owned());
-        }
-        for (i, np_rule) in ingress_rules.iter().enumerate() {
-            let ports = to_ports(np_rule.ports.as_deref());
-            for (j, peer) in peers_or_wildcard(np_rule.from.as_deref(), &namespace) {
-                let mut entry = IngressRule {
-                    to_ports: ports.clone(),
-                    ..IngressRule::default()
-                };
-                match peer {
-                    Peer::Endpoints(selector) => entry.from_endpoints.push(selector),
-                    Peer::Cidr(cidr) => entry.from_cidr_set.push(cidr),
-                }
-                rule.ingress.push(entry);
-                ingress_paths.push(peer_path("ingress", i, "from", j));
+        let rules = ingress_rules
+            .iter()
+            .map(|r| (r.from.as_deref(), r.ports.as_deref()));
+        let (entries, paths) = direction(rules, "ingress", "from", &namespace, |to_ports, peer| {
+            let mut entry = IngressRule {
+                to_ports,
+                ..IngressRule::default()
+            };
+            match peer {
+                Peer::Endpoints(selector) => entry.from_endpoints.push(selector),
+                Peer::Cidr(cidr) => entry.from_cidr_set.push(cidr),
             }
-        }
+            entry
+        });
+        translated.rule.ingress = entries;
+        translated.ingress_paths = paths;
     }
     if has_egress {
-        if egress_rules.is_empty() {
-            rule.egress.push(EgressRule::default());
-            egress_paths.push("spec.policyTypes".to_owned());
-        }
-        for (i, np_rule) in egress_rules.iter().enumerate() {
-            let ports = to_ports(np_rule.ports.as_deref());
-            for (j, peer) in peers_or_wildcard(np_rule.to.as_deref(), &namespace) {
-                let mut entry = EgressRule {
-                    to_ports: ports.clone(),
-                    ..EgressRule::default()
-                };
-                match peer {
-                    Peer::Endpoints(selector) => entry.to_endpoints.push(selector),
-                    Peer::Cidr(cidr) => entry.to_cidr_set.push(cidr),
-                }
-                rule.egress.push(entry);
-                egress_paths.push(peer_path("egress", i, "to", j));
+        let rules = egress_rules
+            .iter()
+            .map(|r| (r.to.as_deref(), r.ports.as_deref()));
+        let (entries, paths) = direction(rules, "egress", "to", &namespace, |to_ports, peer| {
+            let mut entry = EgressRule {
+                to_ports,
+                ..EgressRule::default()
+            };
+            match peer {
+                Peer::Endpoints(selector) => entry.to_endpoints.push(selector),
+                Peer::Cidr(cidr) => entry.to_cidr_set.push(cidr),
             }
+            entry
+        });
+        translated.rule.egress = entries;
+        translated.egress_paths = paths;
+    }
+    vec![translated]
+}
+
+/// One direction's entries and their paths: an entry per peer of every rule, each carrying the
+/// rule's ports; no rules at all is `[{}]`, the isolated direction that allows nothing.
+fn direction<'a, R: Default>(
+    rules: impl ExactSizeIterator<
+        Item = (
+            Option<&'a [NetworkPolicyPeer]>,
+            Option<&'a [NetworkPolicyPort]>,
+        ),
+    >,
+    dir: &str,
+    field: &str,
+    namespace: &str,
+    entry: impl Fn(Vec<PortRule>, Peer) -> R,
+) -> (Vec<R>, Vec<String>) {
+    if rules.len() == 0 {
+        return (vec![R::default()], vec!["spec.policyTypes".to_owned()]);
+    }
+    let mut entries = Vec::new();
+    let mut paths = Vec::new();
+    for (i, (peers, ports)) in rules.enumerate() {
+        let ports = to_ports(ports);
+        for (j, peer) in peers_or_wildcard(peers, namespace) {
+            entries.push(entry(ports.clone(), peer));
+            paths.push(match j {
+                Some(j) => format!("spec.{dir}[{i}].{field}[{j}]"),
+                None => format!("spec.{dir}[{i}]"),
+            });
         }
     }
-    let mut translated = TranslatedRule::new(origin, rule, "spec".to_owned());
-    translated.ingress_paths = ingress_paths;
-    translated.egress_paths = egress_paths;
-    vec![translated]
+    (entries, paths)
 }
 
 enum Peer {
     Endpoints(LabelSelector),
     Cidr(CidrRule),
-}
-
-fn peer_path(dir: &str, rule: usize, field: &str, peer: Option<usize>) -> String {
-    match peer {
-        Some(j) => format!("spec.{dir}[{rule}].{field}[{j}]"),
-        None => format!("spec.{dir}[{rule}]"),
-    }
 }
 
 /// The peers of one NetworkPolicy rule; none means every source or destination, which Cilium

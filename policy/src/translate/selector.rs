@@ -1,5 +1,3 @@
-use std::collections::BTreeMap;
-
 use schema::labels::{Requirement, Source};
 use schema::selector::{LabelSelector, LabelSelectorRequirement};
 
@@ -8,7 +6,11 @@ use crate::identity::{NAMESPACE_LABELS_PREFIX, POD_NAMESPACE};
 /// Rewrites every key to carry its source, `default` where the user wrote none
 /// (`org` -> `any:org`), as Cilium shows selectors in `cilium policy get`.
 pub fn sourced(selector: &LabelSelector, default: Source) -> LabelSelector {
-    let key = |key: &str| with_source(key, default);
+    map_keys(selector, |key| with_source(key, default))
+}
+
+/// The same selector with every key (of `matchLabels` and `matchExpressions`) rewritten.
+fn map_keys(selector: &LabelSelector, key: impl Fn(&str) -> String) -> LabelSelector {
     LabelSelector {
         match_labels: selector
             .match_labels
@@ -80,23 +82,9 @@ pub(super) fn any_namespace(selector: &mut LabelSelector) {
 
 /// A NetworkPolicy `namespaceSelector` as a selector over the pod's namespace labels.
 pub(super) fn namespace_labels(selector: &LabelSelector) -> LabelSelector {
-    let key = |key: &str| format!("k8s:{NAMESPACE_LABELS_PREFIX}{key}");
-    LabelSelector {
-        match_labels: selector
-            .match_labels
-            .iter()
-            .map(|(k, v)| (key(k), v.clone()))
-            .collect::<BTreeMap<_, _>>(),
-        match_expressions: selector
-            .match_expressions
-            .iter()
-            .map(|req| LabelSelectorRequirement {
-                key: key(&req.key),
-                operator: req.operator.clone(),
-                values: req.values.clone(),
-            })
-            .collect(),
-    }
+    map_keys(selector, |key| {
+        format!("k8s:{NAMESPACE_LABELS_PREFIX}{key}")
+    })
 }
 
 /// Both selectors at once.

@@ -1,37 +1,38 @@
+use std::collections::BTreeMap;
+
 use schema::manifest;
-use schema::object::Object;
 
 use super::*;
 
-fn translate_yaml(yaml: &str) -> String {
-    let object = manifest::parse_str("test", yaml)
+fn translate(yaml: &str) -> Vec<TranslatedRule> {
+    let parsed = manifest::parse_str("test", yaml)
         .into_iter()
         .next()
         .expect("one document")
         .expect("valid");
-    let rules = match &object {
-        Object::NetworkPolicy(np) => network_policy(np),
-        Object::CiliumNetworkPolicy(p) => cilium_network_policy(p),
-        Object::CiliumClusterwideNetworkPolicy(p) => clusterwide_network_policy(p),
-        _ => panic!("not a policy"),
-    };
+    object(&parsed).expect("a policy")
+}
+
+fn translate_yaml(yaml: &str) -> String {
     let mut out = String::new();
-    for rule in &rules {
-        out.push_str(&serde_norway_free_json(&rule.rule));
+    for rule in &translate(yaml) {
+        out.push_str(&format!("{:#?}\n", rule.rule));
         out.push_str(&format!("ingress paths: {:?}\n", rule.ingress_paths));
         out.push_str(&format!("egress paths: {:?}\n", rule.egress_paths));
     }
     out
 }
 
-/// A compact, stable rendering for snapshots (the crate does not depend on serde_json).
-fn serde_norway_free_json(rule: &schema::cilium::Rule) -> String {
-    format!("{rule:#?}\n")
+fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
 }
 
 #[test]
 fn cnp_selectors_get_sources_and_the_policy_namespace() {
-    let out = translate_yaml(
+    let rules = translate(
         r#"
 apiVersion: cilium.io/v2
 kind: CiliumNetworkPolicy
@@ -42,24 +43,31 @@ spec:
   - fromEndpoints: [{matchLabels: {org: empire}}, {matchLabels: {"k8s:io.kubernetes.pod.namespace": other}}, {matchLabels: {"reserved:host": ""}}]
 "#,
     );
-    assert!(out.contains(r#""any:org": "empire""#), "{out}");
-    assert!(
-        out.contains(r#""k8s:io.kubernetes.pod.namespace": "default""#),
-        "{out}"
+    let rule = &rules[0].rule;
+    let ns = "k8s:io.kubernetes.pod.namespace";
+    let subject = rule.endpoint_selector.as_ref().expect("subject");
+    assert_eq!(
+        subject.match_labels,
+        labels(&[
+            ("any:class", "deathstar"),
+            ("any:org", "empire"),
+            (ns, "default")
+        ])
     );
-    assert!(
-        out.contains(r#""k8s:io.kubernetes.pod.namespace": "other""#),
-        "{out}"
-    );
-    // The reserved:host selector keeps no namespace.
-    let host = out.split("reserved:host").nth(1).expect("host selector");
-    assert!(
-        !host
-            .split('}')
-            .next()
-            .unwrap_or_default()
-            .contains("pod.namespace"),
-        "{out}"
+    let peers: Vec<_> = rule.ingress[0]
+        .from_endpoints
+        .iter()
+        .map(|s| s.match_labels.clone())
+        .collect();
+    assert_eq!(
+        peers,
+        [
+            labels(&[("any:org", "empire"), (ns, "default")]),
+            // A peer that names its namespace keeps it.
+            labels(&[(ns, "other")]),
+            // The reserved:host selector keeps no namespace.
+            labels(&[("reserved:host", "")]),
+        ]
     );
 }
 

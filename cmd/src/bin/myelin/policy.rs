@@ -65,18 +65,6 @@ pub(crate) fn run(command: Command) -> ExitCode {
     }
 }
 
-/// An error and its causes on one line: `a: b: c`.
-pub(crate) fn chain(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = err.to_string();
-    let mut cause = err.source();
-    while let Some(c) = cause {
-        out.push_str(": ");
-        out.push_str(&c.to_string());
-        cause = c.source();
-    }
-    out
-}
-
 fn validate(paths: &[PathBuf]) -> ExitCode {
     let mut objects = 0;
     let mut errors = Vec::new();
@@ -90,7 +78,7 @@ fn validate(paths: &[PathBuf]) -> ExitCode {
                         .map(ToString::to_string),
                 );
             }
-            Err(e) => errors.push(chain(&e)),
+            Err(e) => errors.push(reconcilers::error_chain(&e)),
         }
     }
     for e in &errors {

@@ -12,7 +12,7 @@ use policy::trace::{self, Http, Peer, Probe, Request, RuleRef, Side, Trace};
 use schema::manifest;
 use serde_json::{Value, json};
 
-use super::{Enforcement, MatrixFormat, chain};
+use super::{Enforcement, MatrixFormat};
 
 #[derive(Args)]
 pub(crate) struct TraceArgs {
@@ -56,7 +56,7 @@ fn load(paths: &[PathBuf], enforcement: Enforcement) -> Result<Cluster, ExitCode
     for result in manifest::load_paths(paths) {
         match result {
             Ok(object) => objects.push(object),
-            Err(e) => errors.push(chain(&e)),
+            Err(e) => errors.push(reconcilers::error_chain(&e)),
         }
     }
     let config = Config {
@@ -101,22 +101,13 @@ pub(super) fn matrix(
             }
         }
     };
-    let pods: Vec<_> = cluster.pods().collect();
-    let names: Vec<String> = pods
-        .iter()
+    let names: Vec<String> = cluster
+        .pods()
         .map(|p| format!("{}/{}", p.namespace, p.name))
         .collect();
     let tables: Vec<Vec<Vec<bool>>> = probes
         .iter()
-        .map(|probe| {
-            pods.iter()
-                .map(|from| {
-                    pods.iter()
-                        .map(|to| trace::connection_allowed(&cluster, from, to, *probe))
-                        .collect()
-                })
-                .collect()
-        })
+        .map(|probe| trace::matrix(&cluster, *probe))
         .collect();
     match output {
         MatrixFormat::Table => {
