@@ -8,7 +8,7 @@ use std::path::Path;
 
 use schema::agent_api::{
     self, ApiError, EndpointAdd, EndpointReady, EndpointRef, EndpointState, ErrorCode,
-    HostInterface, PodRef, Request, Response,
+    HostInterface, PodRef, Request, Response, parse_mac,
 };
 
 use crate::client::{Client, ClientError};
@@ -16,7 +16,7 @@ use crate::config::NetConf;
 use crate::error::{CniError, Code};
 use crate::host_name::host_ifname;
 use crate::invocation::Invocation;
-use crate::netlink::{EEXIST, Link, Netlink, NetlinkError, parse_mac};
+use crate::netlink::{EEXIST, Link, Netlink, NetlinkError};
 use crate::result::AddResult;
 
 pub(crate) async fn add(inv: &Invocation, conf: &NetConf) -> Result<AddResult, CniError> {

@@ -197,6 +197,29 @@ impl std::fmt::Display for ErrorCode {
     }
 }
 
+/// A MAC address as the API writes it: `aa:bb:cc:dd:ee:ff`, lowercase.
+pub fn format_mac(bytes: &[u8]) -> String {
+    bytes
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+/// `aa:bb:cc:dd:ee:ff` as bytes; `None` if it is not a MAC address.
+pub fn parse_mac(text: &str) -> Option<[u8; 6]> {
+    let mut mac = [0u8; 6];
+    let mut parts = text.split(':');
+    for byte in &mut mac {
+        let part = parts.next()?;
+        if part.len() != 2 {
+            return None;
+        }
+        *byte = u8::from_str_radix(part, 16).ok()?;
+    }
+    parts.next().is_none().then_some(mac)
+}
+
 /// A line that is not the message expected.
 #[derive(Debug, thiserror::Error)]
 #[error("decode {what}: {message}")]

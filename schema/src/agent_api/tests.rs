@@ -169,3 +169,17 @@ fn api_errors_read_as_sentences() {
     );
     expect!["conflict: container c has interface eth0, not net1"].assert_eq(&err.to_string());
 }
+
+#[test]
+fn macs_round_trip() {
+    let mac = parse_mac("02:ab:00:ff:10:01").expect("mac");
+    assert_eq!(format_mac(&mac), "02:ab:00:ff:10:01");
+    for bad in [
+        "02:ab:00:ff:10",
+        "02:ab:00:ff:10:01:02",
+        "zz:ab:00:ff:10:01",
+        "2:ab:00:ff:10:01:",
+    ] {
+        assert!(parse_mac(bad).is_none(), "{bad}");
+    }
+}

@@ -8,7 +8,7 @@ use reconcilers::endpoints::{
 };
 use schema::agent_api::{
     self, AgentStatus, ApiError, Deleted, EndpointAdd, EndpointReady, EndpointRef, ErrorCode,
-    POD_GATEWAY, Request, Response,
+    POD_GATEWAY, Request, Response, format_mac,
 };
 use schema::cidr::Cidr;
 use statedb::{Db, Table, Txn};
@@ -293,28 +293,10 @@ fn check_ifname(existing: &Endpoint, ifname: &str) -> Result<(), ApiError> {
     ))
 }
 
-pub(crate) fn parse_mac(text: &str) -> Result<[u8; 6], ApiError> {
-    let invalid = || ApiError::new(ErrorCode::Invalid, format!("{text:?} is not a mac address"));
-    let mut mac = [0u8; 6];
-    let mut parts = text.split(':');
-    for byte in &mut mac {
-        let part = parts.next().ok_or_else(invalid)?;
-        if part.len() != 2 {
-            return Err(invalid());
-        }
-        *byte = u8::from_str_radix(part, 16).map_err(|_| invalid())?;
-    }
-    if parts.next().is_some() {
-        return Err(invalid());
-    }
-    Ok(mac)
-}
-
-pub(crate) fn format_mac(mac: &[u8; 6]) -> String {
-    mac.iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<Vec<_>>()
-        .join(":")
+/// [`agent_api::parse_mac`], refusing the request if it is not a MAC address.
+fn parse_mac(text: &str) -> Result<[u8; 6], ApiError> {
+    agent_api::parse_mac(text)
+        .ok_or_else(|| ApiError::new(ErrorCode::Invalid, format!("{text:?} is not a mac address")))
 }
 
 fn to_wire(endpoint: &Endpoint) -> agent_api::Endpoint {

@@ -239,17 +239,3 @@ fn a_saved_endpoint_outside_the_new_cidr_stops_the_start() {
     expect!["saved endpoint a: address: 10.244.0.2 is outside the pool of pod cidr 10.245.0.0/24"]
         .assert_eq(&reconcilers::error_chain(&err));
 }
-
-#[test]
-fn macs_round_trip() {
-    let mac = super::parse_mac("02:ab:00:ff:10:01").expect("mac");
-    assert_eq!(super::format_mac(&mac), "02:ab:00:ff:10:01");
-    for bad in [
-        "02:ab:00:ff:10",
-        "02:ab:00:ff:10:01:02",
-        "zz:ab:00:ff:10:01",
-        "2:ab:00:ff:10:01:",
-    ] {
-        assert!(super::parse_mac(bad).is_err(), "{bad}");
-    }
-}
