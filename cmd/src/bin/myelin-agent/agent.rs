@@ -122,8 +122,9 @@ impl Agent {
             .collect();
         next.extend(upsert.map(to_wire));
         self.store.save(&next).map_err(|err| {
-            tracing::error!(error = %reconcilers::error_chain(&err), "cannot persist endpoints");
-            ApiError::new(ErrorCode::Internal, reconcilers::error_chain(&err))
+            let chain = reconcilers::error_chain(&err);
+            tracing::error!(error = %chain, "cannot persist endpoints");
+            ApiError::new(ErrorCode::Internal, chain)
         })?;
         let internal = |err: statedb::Error| ApiError::new(ErrorCode::Internal, err.to_string());
         if let Some(id) = remove
@@ -151,10 +152,7 @@ impl Agent {
             // The runtime recreated the sandbox under the same id: wire it up again.
             let endpoint = Endpoint {
                 netns: add.netns,
-                pod: add.pod.map(|pod| PodName {
-                    namespace: pod.namespace,
-                    name: pod.name,
-                }),
+                pod: add.pod.map(pod_name),
                 host: None,
                 state: EndpointState::WaitingForNetns,
                 ..existing
@@ -168,10 +166,7 @@ impl Agent {
         })?;
         let endpoint = Endpoint {
             container_id: add.container_id,
-            pod: add.pod.map(|pod| PodName {
-                namespace: pod.namespace,
-                name: pod.name,
-            }),
+            pod: add.pod.map(pod_name),
             netns: add.netns,
             ifname: add.ifname,
             ipv4,
@@ -299,6 +294,13 @@ fn parse_mac(text: &str) -> Result<[u8; 6], ApiError> {
         .ok_or_else(|| ApiError::new(ErrorCode::Invalid, format!("{text:?} is not a mac address")))
 }
 
+fn pod_name(pod: agent_api::PodRef) -> PodName {
+    PodName {
+        namespace: pod.namespace,
+        name: pod.name,
+    }
+}
+
 fn to_wire(endpoint: &Endpoint) -> agent_api::Endpoint {
     agent_api::Endpoint {
         container_id: endpoint.container_id.clone(),
@@ -344,10 +346,7 @@ fn from_wire(wire: &agent_api::Endpoint) -> Result<Endpoint, ApiError> {
     };
     Ok(Endpoint {
         container_id: wire.container_id.clone(),
-        pod: wire.pod.as_ref().map(|pod| PodName {
-            namespace: pod.namespace.clone(),
-            name: pod.name.clone(),
-        }),
+        pod: wire.pod.clone().map(pod_name),
         netns: wire.netns.clone(),
         ifname: wire.ifname.clone(),
         ipv4: wire.ipv4,
@@ -355,13 +354,4 @@ fn from_wire(wire: &agent_api::Endpoint) -> Result<Endpoint, ApiError> {
         state,
         identity: wire.identity,
     })
-}
-
-/// The address in an endpoint response.
-#[cfg(test)]
-pub(crate) fn ipv4_of(response: &Response) -> Option<std::net::Ipv4Addr> {
-    match response {
-        Response::Endpoint(endpoint) => Some(endpoint.ipv4),
-        _ => None,
-    }
 }

@@ -8,7 +8,7 @@ use schema::agent_api::{
 };
 use statedb::{Db, Txn};
 
-use super::{Agent, ipv4_of};
+use super::Agent;
 use crate::store::Store;
 use crate::testdir::TestDir;
 
@@ -51,6 +51,14 @@ fn ready(id: &str) -> Request {
         },
         container_mac: "02:00:00:00:00:02".to_owned(),
     })
+}
+
+/// The address in an endpoint response.
+fn ipv4_of(response: &Response) -> Option<Ipv4Addr> {
+    match response {
+        Response::Endpoint(endpoint) => Some(endpoint.ipv4),
+        _ => None,
+    }
 }
 
 fn error_code(response: &Response) -> Option<ErrorCode> {
