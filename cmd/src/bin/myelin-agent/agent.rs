@@ -246,27 +246,15 @@ impl Agent {
     }
 }
 
-/// The characters the CNI spec allows in a container id, and Linux in an interface name; they
-/// also keep both safe in file names and log lines.
+/// The CNI spec's container ids and Linux's interface names, as the plugin checks them too.
 fn validate_ref(container_id: &str, ifname: &str) -> Result<(), ApiError> {
-    let id_ok = !container_id.is_empty()
-        && container_id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
-    if !id_ok {
+    if agent_api::container_id_problem(container_id).is_some() {
         return Err(ApiError::new(
             ErrorCode::Invalid,
             format!("container id {container_id:?} must be [A-Za-z0-9_.-]+"),
         ));
     }
-    let ifname_ok = !ifname.is_empty()
-        && ifname.len() <= 15
-        && ifname != "."
-        && ifname != ".."
-        && !ifname
-            .chars()
-            .any(|c| c == '/' || c == ':' || c.is_whitespace());
-    if !ifname_ok {
+    if agent_api::ifname_problem(ifname).is_some() {
         return Err(ApiError::new(
             ErrorCode::Invalid,
             format!("interface name {ifname:?} is not a valid linux interface name"),
