@@ -8,15 +8,15 @@ use std::path::Path;
 
 use schema::agent_api::{
     self, ApiError, EndpointAdd, EndpointReady, EndpointRef, EndpointState, ErrorCode,
-    HostInterface, PodRef, Request, Response,
+    HostInterface, PodRef, Request, Response, parse_mac,
 };
 
 use crate::client::{Client, ClientError};
 use crate::config::NetConf;
-use crate::error::{CniError, Code};
+use crate::error::{CniError, Code, error_chain};
 use crate::host_name::host_ifname;
 use crate::invocation::Invocation;
-use crate::netlink::{EEXIST, Link, Netlink, NetlinkError, parse_mac};
+use crate::netlink::{EEXIST, Link, Netlink, NetlinkError};
 use crate::result::AddResult;
 
 pub(crate) async fn add(inv: &Invocation, conf: &NetConf) -> Result<AddResult, CniError> {
@@ -74,9 +74,9 @@ async fn rollback(client: &Client, inv: &Invocation) {
         Ok(node) => match node.delete_link(&host).await {
             Ok(true) => tracing::info!(link = %host, "rollback: deleted veth"),
             Ok(false) => {}
-            Err(err) => tracing::error!(error = %chain(&err), "rollback: cannot delete veth"),
+            Err(err) => tracing::error!(error = %error_chain(&err), "rollback: cannot delete veth"),
         },
-        Err(err) => tracing::error!(error = %chain(&err), "rollback: no netlink"),
+        Err(err) => tracing::error!(error = %error_chain(&err), "rollback: no netlink"),
     }
     match client
         .request(&Request::EndpointDelete(endpoint_ref(inv)))
@@ -84,7 +84,9 @@ async fn rollback(client: &Client, inv: &Invocation) {
     {
         Ok(Response::Deleted(_)) => tracing::info!("rollback: released the address"),
         Ok(other) => tracing::error!(response = ?other, "rollback: agent did not release"),
-        Err(err) => tracing::error!(error = %chain(&err), "rollback: cannot release the address"),
+        Err(err) => {
+            tracing::error!(error = %error_chain(&err), "rollback: cannot release the address")
+        }
     }
 }
 
@@ -153,15 +155,7 @@ async fn wire(
         .await;
     let ready = expect_endpoint("mark the endpoint ready", response)?;
     tracing::info!(host = %host.name, ifindex = host.index, ipv4 = %ready.ipv4, "endpoint ready");
-    Ok(AddResult {
-        host_ifname: host.name,
-        host_mac: host.mac,
-        ifname: inv.ifname.clone(),
-        container_mac: peer.mac,
-        sandbox: inv.netns.clone(),
-        ipv4: ready.ipv4,
-        gateway: ready.gateway,
-    })
+    Ok(add_result(inv, host, peer, &ready))
 }
 
 pub(crate) async fn del(inv: &Invocation, conf: &NetConf) -> Result<(), CniError> {
@@ -296,15 +290,25 @@ async fn verify(
             endpoint.ipv4, host.name
         )));
     }
-    Ok(AddResult {
+    Ok(add_result(inv, host, peer, endpoint))
+}
+
+/// What ADD reports for the pod wired through `host` and `peer` with `endpoint`'s addresses.
+fn add_result(
+    inv: &Invocation,
+    host: Link,
+    peer: Link,
+    endpoint: &agent_api::Endpoint,
+) -> AddResult {
+    AddResult {
         host_ifname: host.name,
         host_mac: host.mac,
         ifname: inv.ifname.clone(),
         container_mac: peer.mac,
         sandbox: inv.netns.clone(),
         ipv4: endpoint.ipv4,
-        gateway,
-    })
+        gateway: endpoint.gateway,
+    }
 }
 
 /// STATUS: nothing if the agent can serve ADDs, error 50 otherwise.
@@ -425,8 +429,4 @@ fn interface_exists(inv: &Invocation) -> CniError {
 
 fn check_failed(msg: String) -> CniError {
     CniError::new(Code::CheckFailed, msg)
-}
-
-fn chain(err: &(dyn std::error::Error + 'static)) -> String {
-    crate::error::error_chain(err)
 }

@@ -1,6 +1,8 @@
 //! What the runtime passes in the environment: `CNI_COMMAND`, `CNI_CONTAINERID`, `CNI_NETNS`,
 //! `CNI_IFNAME`, `CNI_ARGS` and `CNI_PATH`. Missing or malformed values are error 4.
 
+use schema::agent_api::{container_id_problem, ifname_problem};
+
 use crate::error::{CniError, Code};
 
 #[cfg(test)]
@@ -111,35 +113,17 @@ pub(crate) fn parse_args(text: &str) -> Result<CniArgs, CniError> {
     Ok(args)
 }
 
-/// The spec: not empty, alphanumerics, `_`, `.` and `-` only.
+/// The spec's container id rules, which the agent applies too.
 fn validate_container_id(id: &str) -> Result<(), CniError> {
-    if id
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
-    {
-        Ok(())
-    } else {
-        Err(invalid(format!(
-            "CNI_CONTAINERID {id:?} may contain only letters, digits, '_', '.' and '-'"
-        )))
+    match container_id_problem(id) {
+        Some(problem) => Err(invalid(format!("CNI_CONTAINERID {id:?} {problem}"))),
+        None => Ok(()),
     }
 }
 
 /// Linux's rules for interface names, as the spec repeats them.
 fn validate_ifname(name: &str) -> Result<(), CniError> {
-    let problem = if name.len() > 15 {
-        Some("is longer than 15 bytes")
-    } else if name == "." || name == ".." {
-        Some("is reserved")
-    } else if name
-        .chars()
-        .any(|c| c == '/' || c == ':' || c.is_whitespace())
-    {
-        Some("contains '/', ':' or whitespace")
-    } else {
-        None
-    };
-    match problem {
+    match ifname_problem(name) {
         Some(problem) => Err(invalid(format!("CNI_IFNAME {name:?} {problem}"))),
         None => Ok(()),
     }

@@ -28,7 +28,7 @@ fn main() -> ExitCode {
     let version = config::requested_version(&stdin);
     let outcome = match read {
         Ok(_) => invocation::from_env(|name| std::env::var(name).ok())
-            .and_then(|invocation| dispatch(&invocation, &stdin)),
+            .and_then(|invocation| dispatch(&invocation, &stdin, version)),
         Err(err) => Err(CniError::with_cause(Code::Io, "read stdin", &err)),
     };
     let (output, code) = match outcome {
@@ -60,7 +60,13 @@ fn install_subscriber() {
         .init();
 }
 
-fn dispatch(invocation: &Invocation, stdin: &[u8]) -> Result<Option<Value>, CniError> {
+/// Runs the command; `version` is stdin's `cniVersion` if supported, which VERSION answers in
+/// (its stdin is nothing but that field, so it is not decoded as a configuration).
+fn dispatch(
+    invocation: &Invocation,
+    stdin: &[u8],
+    version: &str,
+) -> Result<Option<Value>, CniError> {
     let span = tracing::info_span!(
         "cni",
         cmd = invocation.command.name(),
@@ -68,7 +74,7 @@ fn dispatch(invocation: &Invocation, stdin: &[u8]) -> Result<Option<Value>, CniE
     );
     let _enter = span.enter();
     if invocation.command == Command::Version {
-        return Ok(Some(result::version_json(config::requested_version(stdin))));
+        return Ok(Some(result::version_json(version)));
     }
     let conf = config::decode(stdin)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -84,7 +90,7 @@ fn dispatch(invocation: &Invocation, stdin: &[u8]) -> Result<Option<Value>, CniE
             Command::Del => commands::del(invocation, &conf).await.map(|()| None),
             Command::Check => commands::check(invocation, &conf).await.map(|()| None),
             Command::Status => commands::status(&conf).await.map(|()| None),
-            Command::Version => Ok(Some(result::version_json(&conf.cni_version))),
+            Command::Version => unreachable!("invariant: VERSION is answered above"),
         }
     })
 }

@@ -14,6 +14,7 @@ use netlink_packet_route::neighbour::NeighbourState;
 use netlink_packet_route::route::{RouteAddress, RouteAttribute, RouteMessage, RouteScope};
 use nix::sched::{CloneFlags, setns};
 use rtnetlink::{Handle, LinkMessageBuilder, LinkUnspec, LinkVeth, RouteMessageBuilder};
+use schema::agent_api::format_mac;
 use tokio::task::JoinHandle;
 
 /// `ENODEV`: the kernel has no such link.
@@ -366,26 +367,4 @@ fn route(message: &RouteMessage) -> Route {
         }
     }
     route
-}
-
-pub(crate) fn format_mac(bytes: &[u8]) -> String {
-    bytes
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<Vec<_>>()
-        .join(":")
-}
-
-/// `aa:bb:cc:dd:ee:ff` as bytes; `None` if it is not a MAC address.
-pub(crate) fn parse_mac(text: &str) -> Option<[u8; 6]> {
-    let mut mac = [0u8; 6];
-    let mut parts = text.split(':');
-    for byte in &mut mac {
-        let part = parts.next()?;
-        if part.len() != 2 {
-            return None;
-        }
-        *byte = u8::from_str_radix(part, 16).ok()?;
-    }
-    parts.next().is_none().then_some(mac)
 }

@@ -197,6 +197,62 @@ impl std::fmt::Display for ErrorCode {
     }
 }
 
+/// Why `id` is not a container id as the CNI spec allows them (letters, digits, `_`, `.` and
+/// `-`, at least one), if it is not. Such ids are also safe in file names and log lines.
+pub fn container_id_problem(id: &str) -> Option<&'static str> {
+    if id.is_empty() {
+        Some("is empty")
+    } else if !id
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+    {
+        Some("may contain only letters, digits, '_', '.' and '-'")
+    } else {
+        None
+    }
+}
+
+/// Why `name` is not a Linux interface name (as the CNI spec repeats the rules), if it is not.
+pub fn ifname_problem(name: &str) -> Option<&'static str> {
+    if name.is_empty() {
+        Some("is empty")
+    } else if name.len() > 15 {
+        Some("is longer than 15 bytes")
+    } else if name == "." || name == ".." {
+        Some("is reserved")
+    } else if name
+        .chars()
+        .any(|c| c == '/' || c == ':' || c.is_whitespace())
+    {
+        Some("contains '/', ':' or whitespace")
+    } else {
+        None
+    }
+}
+
+/// A MAC address as the API writes it: `aa:bb:cc:dd:ee:ff`, lowercase.
+pub fn format_mac(bytes: &[u8]) -> String {
+    bytes
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+/// `aa:bb:cc:dd:ee:ff` as bytes; `None` if it is not a MAC address.
+pub fn parse_mac(text: &str) -> Option<[u8; 6]> {
+    let mut mac = [0u8; 6];
+    let mut parts = text.split(':');
+    for byte in &mut mac {
+        let part = parts.next()?;
+        if part.len() != 2 {
+            return None;
+        }
+        *byte = u8::from_str_radix(part, 16).ok()?;
+    }
+    parts.next().is_none().then_some(mac)
+}
+
 /// A line that is not the message expected.
 #[derive(Debug, thiserror::Error)]
 #[error("decode {what}: {message}")]

@@ -123,10 +123,7 @@ impl Node {
     }
 
     fn config(&self) -> String {
-        format!(
-            r#"{{"cniVersion":"1.0.0","name":"myelin","type":"myelin-cni","agentSocket":"{}"}}"#,
-            self.socket().display()
-        )
+        config(&self.socket())
     }
 
     fn start_agent(&mut self) {
@@ -225,6 +222,14 @@ impl Drop for Node {
     }
 }
 
+/// The network configuration a runtime streams to the plugin, for the agent at `socket`.
+fn config(socket: &Path) -> String {
+    format!(
+        r#"{{"cniVersion":"1.0.0","name":"myelin","type":"myelin-cni","agentSocket":"{}"}}"#,
+        socket.display()
+    )
+}
+
 fn run_cni(netns: Option<&str>, env: &[(&str, &str)], stdin: &str) -> Outcome {
     let mut command = match netns {
         Some(netns) => {
@@ -268,6 +273,11 @@ fn link_names(netns: &Netns) -> Vec<String> {
         .collect()
 }
 
+/// The IPv4 routing table of `netns`, as `ip -4 route show` prints it.
+fn routes(netns: &Netns) -> String {
+    netns.exec_ok(&["ip", "-4", "route", "show"])
+}
+
 /// The pod's IPv4 address from an ADD result.
 fn pod_ip(result: &Value) -> Ipv4Addr {
     let address = result["ips"][0]["address"].as_str().expect("address");
@@ -309,9 +319,10 @@ fn in_netns<T: Send>(netns: &Netns, f: impl FnOnce() -> T + Send) -> T {
     })
 }
 
-/// A TCP exchange from `client` to `server_ip` inside `server`: real packets through both veths
-/// and the node's routing table.
-fn tcp_round_trip(client: &Netns, server: &Netns, server_ip: Ipv4Addr) {
+/// A TCP exchange from `client` (address `client_ip`) to `server_ip` inside `server`: real
+/// packets through both veths and the node's routing table, arriving from the client pod's own
+/// address.
+fn tcp_round_trip(client: &Netns, client_ip: Ipv4Addr, server: &Netns, server_ip: Ipv4Addr) {
     let server_file = std::fs::File::open(server.path()).expect("open netns");
     std::thread::scope(|scope| {
         let (port_tx, port_rx) = std::sync::mpsc::channel();
@@ -353,7 +364,7 @@ fn tcp_round_trip(client: &Netns, server: &Netns, server_ip: Ipv4Addr) {
         });
         assert_eq!(&echoed, b"ping");
         let peer = server.join().expect("server thread").expect("a connection");
-        assert!(peer.ip().is_ipv4(), "{peer}");
+        assert_eq!(peer.ip(), client_ip, "{peer}");
     });
 }
 
@@ -434,18 +445,18 @@ fn add_wires_pods_that_talk_check_and_del_clean_up() {
     // The pod really has the address, the gateway route and the default route.
     let addr = pod_a.exec_ok(&["ip", "-4", "-o", "addr", "show", "dev", "eth0"]);
     assert!(addr.contains(&format!("inet {ip_a}/32")), "{addr}");
-    let routes = pod_a.exec_ok(&["ip", "-4", "route", "show"]);
+    let pod_routes = routes(&pod_a);
     assert!(
-        routes.contains("default via 169.254.1.1 dev eth0"),
-        "{routes}"
+        pod_routes.contains("default via 169.254.1.1 dev eth0"),
+        "{pod_routes}"
     );
-    assert!(routes.contains("169.254.1.1 dev eth0"), "{routes}");
+    assert!(pod_routes.contains("169.254.1.1 dev eth0"), "{pod_routes}");
     let mac = result_a["interfaces"][1]["mac"].as_str().expect("mac");
     let link = pod_a.exec_ok(&["ip", "-o", "link", "show", "eth0"]);
     assert!(link.contains(mac) && link.contains(",UP"), "{link}");
     // And the node routes the pod's address to its veth.
     let host = result_a["interfaces"][0]["name"].as_str().expect("host");
-    let node_routes = node.netns.exec_ok(&["ip", "-4", "route", "show"]);
+    let node_routes = routes(&node.netns);
     assert!(
         node_routes.contains(&format!("{ip_a} dev {host} ")),
         "{node_routes}"
@@ -458,8 +469,8 @@ fn add_wires_pods_that_talk_check_and_del_clean_up() {
     );
 
     // Real traffic, both ways.
-    tcp_round_trip(&pod_a, &pod_b, ip_b);
-    tcp_round_trip(&pod_b, &pod_a, ip_a);
+    tcp_round_trip(&pod_a, ip_a, &pod_b, ip_b);
+    tcp_round_trip(&pod_b, ip_b, &pod_a, ip_a);
 
     // A second ADD is the same ADD: same result, no second address.
     let again = node.cni("ADD", &id_a, &pod_a, &node.config());
@@ -491,10 +502,7 @@ fn add_wires_pods_that_talk_check_and_del_clean_up() {
     let status = node.status();
     assert_eq!((status.endpoints, status.addresses_free), (0, 253));
     assert!(
-        !node
-            .netns
-            .exec_ok(&["ip", "-4", "route", "show"])
-            .contains("10.244.0."),
+        !routes(&node.netns).contains("10.244.0."),
         "no node route left"
     );
     // A DEL for a container the agent never saw succeeds.
@@ -615,10 +623,7 @@ fn a_thousand_add_del_cycles_leak_nothing() {
     assert_eq!(node.links(), ["lo"]);
     assert_eq!(link_names(&pod), ["lo"]);
     assert!(
-        !node
-            .netns
-            .exec_ok(&["ip", "-4", "route", "show"])
-            .contains("10.244.0."),
+        !routes(&node.netns).contains("10.244.0."),
         "no node route left"
     );
     // Tests running alongside create `myelin-it-*` namespaces; anything else is new.
@@ -698,10 +703,7 @@ fn a_failure_half_way_rolls_back_the_veth_and_the_address() {
     let dir = TestDir::new();
     let socket = dir.0.join("fake-agent.sock");
     let agent = failing_agent(&socket);
-    let config = format!(
-        r#"{{"cniVersion":"1.0.0","name":"myelin","type":"myelin-cni","agentSocket":"{}"}}"#,
-        socket.display()
-    );
+    let config = config(&socket);
     let netns_path = pod.path().display().to_string();
     let out = run_cni(
         Some(node.name()),
@@ -728,10 +730,5 @@ fn a_failure_half_way_rolls_back_the_veth_and_the_address() {
     );
     assert_eq!(link_names(&node), ["lo"]);
     assert_eq!(link_names(&pod), ["lo"]);
-    assert!(
-        !node
-            .exec_ok(&["ip", "-4", "route", "show"])
-            .contains("10.244.0.9"),
-        "no node route left"
-    );
+    assert!(!routes(&node).contains("10.244.0.9"), "no node route left");
 }

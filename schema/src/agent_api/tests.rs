@@ -4,22 +4,30 @@ use expect_test::{Expect, expect};
 
 use super::*;
 
+fn pod() -> PodRef {
+    PodRef {
+        namespace: "default".to_owned(),
+        name: "deathstar-1".to_owned(),
+    }
+}
+
+fn host() -> HostInterface {
+    HostInterface {
+        ifindex: 7,
+        ifname: "lxc0123456789ab".to_owned(),
+        mac: "02:00:00:00:00:01".to_owned(),
+    }
+}
+
 fn ready_endpoint() -> Endpoint {
     Endpoint {
         container_id: "c0ffee".to_owned(),
         ifname: "eth0".to_owned(),
         netns: "/run/netns/pod".to_owned(),
-        pod: Some(PodRef {
-            namespace: "default".to_owned(),
-            name: "deathstar-1".to_owned(),
-        }),
+        pod: Some(pod()),
         ipv4: Ipv4Addr::new(10, 244, 0, 2),
         gateway: POD_GATEWAY,
-        host: Some(HostInterface {
-            ifindex: 7,
-            ifname: "lxc0123456789ab".to_owned(),
-            mac: "02:00:00:00:00:01".to_owned(),
-        }),
+        host: Some(host()),
         container_mac: Some("02:00:00:00:00:02".to_owned()),
         state: EndpointState::Ready,
         identity: None,
@@ -46,10 +54,7 @@ fn requests_are_tagged_lines() {
             container_id: "c0ffee".to_owned(),
             ifname: "eth0".to_owned(),
             netns: "/run/netns/pod".to_owned(),
-            pod: Some(PodRef {
-                namespace: "default".to_owned(),
-                name: "deathstar-1".to_owned(),
-            }),
+            pod: Some(pod()),
         }),
         expect![[r#"
             {"request":"endpoint-add","containerId":"c0ffee","ifname":"eth0","netns":"/run/netns/pod","pod":{"namespace":"default","name":"deathstar-1"}}
@@ -59,11 +64,7 @@ fn requests_are_tagged_lines() {
         &Request::EndpointReady(EndpointReady {
             container_id: "c0ffee".to_owned(),
             ifname: "eth0".to_owned(),
-            host: HostInterface {
-                ifindex: 7,
-                ifname: "lxc0123456789ab".to_owned(),
-                mac: "02:00:00:00:00:01".to_owned(),
-            },
+            host: host(),
             container_mac: "02:00:00:00:00:02".to_owned(),
         }),
         expect![[r#"
@@ -168,4 +169,18 @@ fn api_errors_read_as_sentences() {
         "container c has interface eth0, not net1",
     );
     expect!["conflict: container c has interface eth0, not net1"].assert_eq(&err.to_string());
+}
+
+#[test]
+fn macs_round_trip() {
+    let mac = parse_mac("02:ab:00:ff:10:01").expect("mac");
+    assert_eq!(format_mac(&mac), "02:ab:00:ff:10:01");
+    for bad in [
+        "02:ab:00:ff:10",
+        "02:ab:00:ff:10:01:02",
+        "zz:ab:00:ff:10:01",
+        "2:ab:00:ff:10:01:",
+    ] {
+        assert!(parse_mac(bad).is_none(), "{bad}");
+    }
 }

@@ -8,7 +8,7 @@ use reconcilers::endpoints::{
 };
 use schema::agent_api::{
     self, AgentStatus, ApiError, Deleted, EndpointAdd, EndpointReady, EndpointRef, ErrorCode,
-    POD_GATEWAY, Request, Response,
+    POD_GATEWAY, Request, Response, format_mac,
 };
 use schema::cidr::Cidr;
 use statedb::{Db, Table, Txn};
@@ -122,8 +122,9 @@ impl Agent {
             .collect();
         next.extend(upsert.map(to_wire));
         self.store.save(&next).map_err(|err| {
-            tracing::error!(error = %reconcilers::error_chain(&err), "cannot persist endpoints");
-            ApiError::new(ErrorCode::Internal, reconcilers::error_chain(&err))
+            let chain = reconcilers::error_chain(&err);
+            tracing::error!(error = %chain, "cannot persist endpoints");
+            ApiError::new(ErrorCode::Internal, chain)
         })?;
         let internal = |err: statedb::Error| ApiError::new(ErrorCode::Internal, err.to_string());
         if let Some(id) = remove
@@ -151,10 +152,7 @@ impl Agent {
             // The runtime recreated the sandbox under the same id: wire it up again.
             let endpoint = Endpoint {
                 netns: add.netns,
-                pod: add.pod.map(|pod| PodName {
-                    namespace: pod.namespace,
-                    name: pod.name,
-                }),
+                pod: add.pod.map(pod_name),
                 host: None,
                 state: EndpointState::WaitingForNetns,
                 ..existing
@@ -168,10 +166,7 @@ impl Agent {
         })?;
         let endpoint = Endpoint {
             container_id: add.container_id,
-            pod: add.pod.map(|pod| PodName {
-                namespace: pod.namespace,
-                name: pod.name,
-            }),
+            pod: add.pod.map(pod_name),
             netns: add.netns,
             ifname: add.ifname,
             ipv4,
@@ -251,27 +246,15 @@ impl Agent {
     }
 }
 
-/// The characters the CNI spec allows in a container id, and Linux in an interface name; they
-/// also keep both safe in file names and log lines.
+/// The CNI spec's container ids and Linux's interface names, as the plugin checks them too.
 fn validate_ref(container_id: &str, ifname: &str) -> Result<(), ApiError> {
-    let id_ok = !container_id.is_empty()
-        && container_id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
-    if !id_ok {
+    if agent_api::container_id_problem(container_id).is_some() {
         return Err(ApiError::new(
             ErrorCode::Invalid,
             format!("container id {container_id:?} must be [A-Za-z0-9_.-]+"),
         ));
     }
-    let ifname_ok = !ifname.is_empty()
-        && ifname.len() <= 15
-        && ifname != "."
-        && ifname != ".."
-        && !ifname
-            .chars()
-            .any(|c| c == '/' || c == ':' || c.is_whitespace());
-    if !ifname_ok {
+    if agent_api::ifname_problem(ifname).is_some() {
         return Err(ApiError::new(
             ErrorCode::Invalid,
             format!("interface name {ifname:?} is not a valid linux interface name"),
@@ -293,28 +276,17 @@ fn check_ifname(existing: &Endpoint, ifname: &str) -> Result<(), ApiError> {
     ))
 }
 
-pub(crate) fn parse_mac(text: &str) -> Result<[u8; 6], ApiError> {
-    let invalid = || ApiError::new(ErrorCode::Invalid, format!("{text:?} is not a mac address"));
-    let mut mac = [0u8; 6];
-    let mut parts = text.split(':');
-    for byte in &mut mac {
-        let part = parts.next().ok_or_else(invalid)?;
-        if part.len() != 2 {
-            return Err(invalid());
-        }
-        *byte = u8::from_str_radix(part, 16).map_err(|_| invalid())?;
-    }
-    if parts.next().is_some() {
-        return Err(invalid());
-    }
-    Ok(mac)
+/// [`agent_api::parse_mac`], refusing the request if it is not a MAC address.
+fn parse_mac(text: &str) -> Result<[u8; 6], ApiError> {
+    agent_api::parse_mac(text)
+        .ok_or_else(|| ApiError::new(ErrorCode::Invalid, format!("{text:?} is not a mac address")))
 }
 
-pub(crate) fn format_mac(mac: &[u8; 6]) -> String {
-    mac.iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<Vec<_>>()
-        .join(":")
+fn pod_name(pod: agent_api::PodRef) -> PodName {
+    PodName {
+        namespace: pod.namespace,
+        name: pod.name,
+    }
 }
 
 fn to_wire(endpoint: &Endpoint) -> agent_api::Endpoint {
@@ -362,10 +334,7 @@ fn from_wire(wire: &agent_api::Endpoint) -> Result<Endpoint, ApiError> {
     };
     Ok(Endpoint {
         container_id: wire.container_id.clone(),
-        pod: wire.pod.as_ref().map(|pod| PodName {
-            namespace: pod.namespace.clone(),
-            name: pod.name.clone(),
-        }),
+        pod: wire.pod.clone().map(pod_name),
         netns: wire.netns.clone(),
         ifname: wire.ifname.clone(),
         ipv4: wire.ipv4,
@@ -373,13 +342,4 @@ fn from_wire(wire: &agent_api::Endpoint) -> Result<Endpoint, ApiError> {
         state,
         identity: wire.identity,
     })
-}
-
-/// The address in an endpoint response.
-#[cfg(test)]
-pub(crate) fn ipv4_of(response: &Response) -> Option<std::net::Ipv4Addr> {
-    match response {
-        Response::Endpoint(endpoint) => Some(endpoint.ipv4),
-        _ => None,
-    }
 }
