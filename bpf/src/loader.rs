@@ -20,7 +20,7 @@ use crate::maps::conntrack::Conntrack;
 use crate::maps::endpoints::Endpoints;
 use crate::maps::ipcache::Ipcache;
 use crate::maps::policy::Policy;
-use crate::maps::{self as names, open_pinned};
+use crate::maps::{self as names, map_error, open_pinned};
 
 mod bpffs;
 mod netns;
@@ -181,12 +181,9 @@ impl Datapath {
     /// Events the datapath could not write because the ring buffer was full, summed over CPUs.
     pub fn lost_events(&self) -> Result<u64, Error> {
         let map: PerCpuArray<_, u64> = open_pinned(&self.maps_dir(), names::EVENTS_LOST)?;
-        let values = map.get(&0, 0).map_err(|source| Error::Map {
-            map: names::EVENTS_LOST,
-            op: "get",
-            key: "0".to_owned(),
-            source: Box::new(source),
-        })?;
+        let values = map
+            .get(&0, 0)
+            .map_err(map_error(names::EVENTS_LOST, "get", 0))?;
         Ok(values.iter().sum())
     }
 
