@@ -237,12 +237,10 @@ impl Event {
             2 => EventKind::PolicyVerdict {
                 verdict: match raw.verdict {
                     0 => None,
-                    1 => Some(Verdict::Allow),
-                    2 => Some(Verdict::Deny),
-                    3 => Some(Verdict::Redirect {
-                        proxy_port: raw.proxy_port,
-                    }),
-                    other => return Err(malformed(format!("verdict {other}"))),
+                    other => Some(
+                        Verdict::from_raw(other, raw.proxy_port)
+                            .ok_or_else(|| malformed(format!("verdict {other}")))?,
+                    ),
                 },
                 match_type: match raw.match_type {
                     0 => MatchType::None,

@@ -219,6 +219,27 @@ pub enum Verdict {
     },
 }
 
+impl Verdict {
+    /// `VERDICT_*` of myelin.h and the proxy port, as the policy map and events carry them.
+    fn to_raw(self) -> (u8, u16) {
+        match self {
+            Verdict::Allow => (1, 0),
+            Verdict::Deny => (2, 0),
+            Verdict::Redirect { proxy_port } => (3, proxy_port),
+        }
+    }
+
+    /// The inverse of `to_raw`; `None` for a number that is no verdict.
+    pub(crate) fn from_raw(verdict: u8, proxy_port: u16) -> Option<Verdict> {
+        match verdict {
+            1 => Some(Verdict::Allow),
+            2 => Some(Verdict::Deny),
+            3 => Some(Verdict::Redirect { proxy_port }),
+            _ => None,
+        }
+    }
+}
+
 /// One policy entry's value.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct PolicyValue {
@@ -244,11 +265,7 @@ impl PolicyValue {
     }
 
     fn to_raw(self, key: &PolicyKey) -> PolicyValueRaw {
-        let (verdict, proxy_port) = match self.verdict {
-            Verdict::Allow => (1, 0),
-            Verdict::Deny => (2, 0),
-            Verdict::Redirect { proxy_port } => (3, proxy_port),
-        };
+        let (verdict, proxy_port) = self.verdict.to_raw();
         PolicyValueRaw {
             verdict,
             l4_prefixlen: u8::try_from(key.l4.prefix_bits()).expect("invariant: at most 24"),
@@ -258,16 +275,8 @@ impl PolicyValue {
     }
 
     fn from_raw(raw: PolicyValueRaw) -> Option<PolicyValue> {
-        let verdict = match raw.verdict {
-            1 => Verdict::Allow,
-            2 => Verdict::Deny,
-            3 => Verdict::Redirect {
-                proxy_port: raw.proxy_port,
-            },
-            _ => return None,
-        };
         Some(PolicyValue {
-            verdict,
+            verdict: Verdict::from_raw(raw.verdict, raw.proxy_port)?,
             cookie: raw.cookie,
         })
     }
