@@ -455,11 +455,17 @@ async fn redirect_and_match_types() {
     allow(&f, Direction::Egress, ID_B, L4::Any);
     allow(&f, Direction::Egress, identity::ANY, L4::Proto(UDP));
     let mut events = f.dp.events().unwrap();
-    let run =
+    let redirected =
         f.dp.test_run(Program::FromContainer, &tcp(POD_A, 1, POD_B, 80, SYN))
             .unwrap();
-    assert_eq!(run.verdict, OK);
-    assert_eq!(egress(&mut f, &tcp(POD_A, 2, POD_B, 22, SYN)), OK);
+    assert_eq!(redirected.verdict, OK);
+    // What steers the packet to the proxy: Cilium's to-proxy mark with the port on top.
+    assert_eq!(redirected.mark, 0x0200 | (15001 << 16));
+    let allowed =
+        f.dp.test_run(Program::FromContainer, &tcp(POD_A, 2, POD_B, 22, SYN))
+            .unwrap();
+    assert_eq!(allowed.verdict, OK);
+    assert_eq!(allowed.mark, 0, "an allow leaves the mark alone");
     assert_eq!(egress(&mut f, &udp(POD_A, 3, WORLD, 5353)), OK);
     let verdicts: Vec<_> = drain(&mut events)
         .into_iter()
