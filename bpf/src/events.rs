@@ -87,13 +87,13 @@ impl DropReason {
 
     /// The flow.proto enum name.
     pub fn name(self) -> &'static str {
-        match self.0 {
-            132 => "INVALID_SOURCE_IP",
-            133 => "POLICY_DENIED",
-            134 => "INVALID_PACKET_DROPPED",
-            152 => "NO_MATCHING_LOCAL_CONTAINER_FOUND",
-            155 => "CT_MAP_INSERTION_FAILED",
-            181 => "POLICY_DENY",
+        match self {
+            DropReason::INVALID_SOURCE_IP => "INVALID_SOURCE_IP",
+            DropReason::POLICY_DENIED => "POLICY_DENIED",
+            DropReason::INVALID_PACKET => "INVALID_PACKET_DROPPED",
+            DropReason::NO_MATCHING_LOCAL_CONTAINER => "NO_MATCHING_LOCAL_CONTAINER_FOUND",
+            DropReason::CT_MAP_INSERTION_FAILED => "CT_MAP_INSERTION_FAILED",
+            DropReason::POLICY_DENY => "POLICY_DENY",
             _ => "DROP_REASON_UNKNOWN",
         }
     }
@@ -116,10 +116,10 @@ impl ObservationPoint {
 
     /// The name `hubble observe` prints.
     pub fn name(self) -> &'static str {
-        match self.0 {
-            3 => "to-stack",
-            5 => "from-endpoint",
-            101 => "to-endpoint",
+        match self {
+            ObservationPoint::TO_STACK => "to-stack",
+            ObservationPoint::FROM_ENDPOINT => "from-endpoint",
+            ObservationPoint::TO_ENDPOINT => "to-endpoint",
             _ => "unknown",
         }
     }
@@ -237,12 +237,10 @@ impl Event {
             2 => EventKind::PolicyVerdict {
                 verdict: match raw.verdict {
                     0 => None,
-                    1 => Some(Verdict::Allow),
-                    2 => Some(Verdict::Deny),
-                    3 => Some(Verdict::Redirect {
-                        proxy_port: raw.proxy_port,
-                    }),
-                    other => return Err(malformed(format!("verdict {other}"))),
+                    other => Some(
+                        Verdict::from_raw(other, raw.proxy_port)
+                            .ok_or_else(|| malformed(format!("verdict {other}")))?,
+                    ),
                 },
                 match_type: match raw.match_type {
                     0 => MatchType::None,

@@ -20,7 +20,7 @@ use crate::maps::conntrack::Conntrack;
 use crate::maps::endpoints::Endpoints;
 use crate::maps::ipcache::Ipcache;
 use crate::maps::policy::Policy;
-use crate::maps::{self as names, open_pinned};
+use crate::maps::{self as names, map_error, open_pinned};
 
 mod bpffs;
 mod netns;
@@ -181,12 +181,9 @@ impl Datapath {
     /// Events the datapath could not write because the ring buffer was full, summed over CPUs.
     pub fn lost_events(&self) -> Result<u64, Error> {
         let map: PerCpuArray<_, u64> = open_pinned(&self.maps_dir(), names::EVENTS_LOST)?;
-        let values = map.get(&0, 0).map_err(|source| Error::Map {
-            map: names::EVENTS_LOST,
-            op: "get",
-            key: "0".to_owned(),
-            source: Box::new(source),
-        })?;
+        let values = map
+            .get(&0, 0)
+            .map_err(map_error(names::EVENTS_LOST, "get", 0))?;
         Ok(values.iter().sum())
     }
 
@@ -195,7 +192,8 @@ impl Datapath {
         config::set_trace_mode(&mut map, mode)
     }
 
-    fn link_pin(&self, interface: &Interface<'_>, program: Program) -> Result<PathBuf, Error> {
+    /// The link pins of both programs on `interface`, in [`Program::ALL`] order.
+    fn link_pins(&self, interface: &Interface<'_>) -> Result<[(Program, PathBuf); 2], Error> {
         // Interface names are unique per namespace only; the namespace's inode tells them apart.
         let netns = interface
             .netns
@@ -206,18 +204,18 @@ impl Datapath {
                 source,
             })?
             .ino();
-        Ok(self
-            .dir
-            .join("links")
-            .join(format!("{inode}-{}-{}", interface.name, program.name())))
+        let links = self.dir.join("links");
+        Ok(Program::ALL.map(|program| {
+            let pin = links.join(format!("{inode}-{}-{}", interface.name, program.name()));
+            (program, pin)
+        }))
     }
 
     /// Attaches both programs to `interface` with pinned TCX links. Attaching again (for
     /// example after a restart or an upgrade) swaps the program behind the pinned link
     /// atomically; a stale pin whose interface is gone is replaced.
     pub fn attach(&mut self, interface: &Interface<'_>) -> Result<(), Error> {
-        for program in Program::ALL {
-            let pin = self.link_pin(interface, program)?;
+        for (program, pin) in self.link_pins(interface)? {
             let prog = classifier(&mut self.ebpf, program)?;
             let attach_error = |source| Error::Attach {
                 program: program.name(),
@@ -249,14 +247,14 @@ impl Datapath {
                 }
                 Err(source) => return Err(link_error(source)),
             };
-            let (id, pinned) = match replaced {
-                Some(id) => (id, true),
+            let pinned = replaced.is_some();
+            let id = match replaced {
+                Some(id) => id,
                 None => {
                     let name = interface.name;
                     let attach_type = program.attach_type();
-                    let id = netns::run_in(interface.netns, || prog.attach(name, attach_type))?
-                        .map_err(attach_error)?;
-                    (id, false)
+                    netns::run_in(interface.netns, || prog.attach(name, attach_type))?
+                        .map_err(attach_error)?
                 }
             };
             let link = prog.take_link(id).map_err(attach_error)?;
@@ -283,20 +281,18 @@ impl Datapath {
     /// nothing was attached.
     pub fn detach(&self, interface: &Interface<'_>) -> Result<bool, Error> {
         let mut any = false;
-        for program in Program::ALL {
-            any |= remove_pin(&self.link_pin(interface, program)?)?;
+        for (_, pin) in self.link_pins(interface)? {
+            any |= remove_pin(&pin)?;
         }
         Ok(any)
     }
 
     /// Whether both programs have a pinned link on `interface`.
     pub fn is_attached(&self, interface: &Interface<'_>) -> Result<bool, Error> {
-        for program in Program::ALL {
-            if !self.link_pin(interface, program)?.exists() {
-                return Ok(false);
-            }
-        }
-        Ok(true)
+        Ok(self
+            .link_pins(interface)?
+            .iter()
+            .all(|(_, pin)| pin.exists()))
     }
 
     /// Runs `program` once over `packet` (Ethernet first) with BPF_PROG_TEST_RUN, as if it

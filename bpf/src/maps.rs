@@ -123,6 +123,22 @@ where
     })
 }
 
+/// The `map_err` adapter of every map operation: an [`Error::Map`] naming the map, the operation
+/// and the key (empty for a whole-map operation such as iteration). The key is rendered only on
+/// failure.
+pub(crate) fn map_error(
+    map: &'static str,
+    op: &'static str,
+    key: impl fmt::Display,
+) -> impl FnOnce(MapError) -> Error {
+    move |source| Error::Map {
+        map,
+        op,
+        key: key.to_string(),
+        source: Box::new(source),
+    }
+}
+
 /// Treats "no such key" as `None`, as the map types' `get` report a miss as an error.
 pub(crate) fn found<V>(result: Result<V, MapError>) -> Result<Option<V>, MapError> {
     match result {

@@ -19,10 +19,9 @@ fn size_of_field<T, F>(_: impl Fn(&T) -> &F) -> usize {
     size_of::<F>()
 }
 
-/// Lines `name size=N` and `name.field offset=N size=N`, fields at `base` + their offset.
-macro_rules! layout {
-    ($out:ident, $c:literal, $size:expr, $base:expr, $t:ty, [$($f:ident),*]) => {
-        writeln!($out, "{} size={}", $c, $size).unwrap();
+/// Lines `name.field offset=N size=N`, fields at `base` + their offset in `$t`.
+macro_rules! fields {
+    ($out:ident, $c:literal, $base:expr, $t:ty, [$($f:ident),*]) => {
         $(
             writeln!(
                 $out,
@@ -34,6 +33,14 @@ macro_rules! layout {
             )
             .unwrap();
         )*
+    };
+}
+
+/// The line `name size=N`, then its fields.
+macro_rules! layout {
+    ($out:ident, $c:literal, $t:ty, [$($f:ident),*]) => {
+        writeln!($out, "{} size={}", $c, size_of::<$t>()).unwrap();
+        fields!($out, $c, 0, $t, [$($f),*]);
     };
 }
 
@@ -51,8 +58,6 @@ fn rust_layout() -> String {
     layout!(
         out,
         "ipcache_value",
-        size_of::<IpcacheValue>(),
-        0,
         IpcacheValue,
         [identity, tunnel_endpoint, flags]
     );
@@ -61,51 +66,33 @@ fn rust_layout() -> String {
     layout!(
         out,
         "endpoint_info",
-        size_of::<EndpointInfo>(),
-        0,
         EndpointInfo,
         [endpoint_id, ifindex, identity, mac, flags]
     );
     writeln!(out, "policy_key size={}", size_of::<Key<PolicyKeyData>>()).unwrap();
     writeln!(out, "policy_key.prefixlen offset=0 size=4").unwrap();
-    for line in {
-        let mut data = String::new();
-        layout!(
-            data,
-            "policy_key",
-            0,
-            4,
-            PolicyKeyData,
-            [endpoint_id, identity, direction, proto, dport]
-        );
-        data
-    }
-    .lines()
-    .skip(1)
-    {
-        writeln!(out, "{line}").unwrap();
-    }
+    fields!(
+        out,
+        "policy_key",
+        4,
+        PolicyKeyData,
+        [endpoint_id, identity, direction, proto, dport]
+    );
     layout!(
         out,
         "policy_value",
-        size_of::<PolicyValueRaw>(),
-        0,
         PolicyValueRaw,
         [verdict, l4_prefixlen, proxy_port, cookie]
     );
     layout!(
         out,
         "ct_key",
-        size_of::<CtKey>(),
-        0,
         CtKey,
         [saddr, daddr, sport, dport, proto, scope]
     );
     layout!(
         out,
         "ct_entry",
-        size_of::<CtEntry>(),
-        0,
         CtEntry,
         [
             created_ns,
@@ -121,27 +108,16 @@ fn rust_layout() -> String {
             flags
         ]
     );
-    layout!(
-        out,
-        "datapath_config",
-        size_of::<DatapathConfig>(),
-        0,
-        DatapathConfig,
-        [trace_mode]
-    );
+    layout!(out, "datapath_config", DatapathConfig, [trace_mode]);
     layout!(
         out,
         "event_header",
-        size_of::<EventHeader>(),
-        0,
         EventHeader,
         [r#type, version, cap_len, pkt_len, ktime_ns]
     );
     layout!(
         out,
         "event_flow",
-        size_of::<EventFlow>(),
-        0,
         EventFlow,
         [
             endpoint_id,
@@ -161,8 +137,6 @@ fn rust_layout() -> String {
     layout!(
         out,
         "event",
-        size_of::<RawEvent>(),
-        0,
         RawEvent,
         [
             hdr, flow, code, match_type, verdict, proxy_port, cookie, data

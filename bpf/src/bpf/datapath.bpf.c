@@ -271,10 +271,8 @@ static __always_inline void policy_check(struct ctx *c)
 		exact_wins = 1;
 	else if (any && any->verdict == VERDICT_DENY)
 		exact_wins = 0;
-	else if (exact && any)
-		exact_wins = exact->l4_prefixlen >= any->l4_prefixlen;
 	else if (exact)
-		exact_wins = 1;
+		exact_wins = !any || exact->l4_prefixlen >= any->l4_prefixlen;
 	else if (any)
 		exact_wins = 0;
 	else {
@@ -284,8 +282,6 @@ static __always_inline void policy_check(struct ctx *c)
 		return;
 	}
 	hit = exact_wins ? exact : any;
-	if (!hit)
-		return;
 	c->verdict = hit->verdict;
 	c->cookie = hit->cookie;
 	if (hit->verdict == VERDICT_REDIRECT)
@@ -329,6 +325,7 @@ static __always_inline int handle(struct __sk_buff *skb, __u8 dir)
 	struct ct_entry *entry;
 	__u32 ep_addr, peer_addr;
 	__u16 flag;
+	int trace;
 
 	if (skb->protocol != bpf_htons(ETH_P_IP))
 		return TC_ACT_OK;
@@ -376,14 +373,15 @@ static __always_inline int handle(struct __sk_buff *skb, __u8 dir)
 		c.ct_state = entry ? CT_STATE_REPLY : CT_STATE_NEW;
 	}
 
-	if (dir == DIR_EGRESS && want_trace(&c))
+	/* Decided once: nothing below changes the conntrack state or the flags it depends on. */
+	trace = want_trace(&c);
+	if (dir == DIR_EGRESS && trace)
 		emit(skb, &c, EVENT_TRACE, OBS_FROM_ENDPOINT);
 
 	if (c.ct_state == CT_STATE_REPLY) {
 		/* Replies of a connection this endpoint's policy let in or out need no lookup. */
 		if (entry)
 			ct_account(entry, 0, skb, c.p.tcp_flags);
-		c.proxy_port = 0;
 	} else if (ep->flags & flag) {
 		policy_check(&c);
 		if (c.ct_state == CT_STATE_NEW)
@@ -417,7 +415,7 @@ static __always_inline int handle(struct __sk_buff *skb, __u8 dir)
 	if (c.verdict == VERDICT_REDIRECT && c.proxy_port)
 		skb->mark = MARK_MAGIC_TO_PROXY | ((__u32)c.proxy_port << 16);
 
-	if (want_trace(&c))
+	if (trace)
 		emit(skb, &c, EVENT_TRACE, dir == DIR_EGRESS ? OBS_TO_STACK : OBS_TO_ENDPOINT);
 	return TC_ACT_OK;
 }

@@ -8,6 +8,11 @@ use crate::Error;
 
 const BPF_PROG_TEST_RUN: libc::c_long = 10;
 
+/// The size of `struct __sk_buff` and the offset of its `mark` (uapi linux/bpf.h): the kernel
+/// writes the skb's fields back there after the run.
+const SK_BUFF_SIZE: usize = 192;
+const SK_BUFF_MARK: usize = 8;
+
 /// The `test` member of `union bpf_attr`, up to `batch_size` (kernel 5.18+ layout).
 #[repr(C)]
 #[derive(Default)]
@@ -37,6 +42,8 @@ pub struct TestRun {
     pub verdict: u32,
     /// The packet as the program left it.
     pub packet: Vec<u8>,
+    /// The skb mark as the program left it (0 before the run).
+    pub mark: u32,
     /// Average run time per repetition as the kernel measured it, in nanoseconds.
     pub duration_ns: u32,
 }
@@ -65,6 +72,7 @@ pub(super) fn run(
         .as_fd()
         .as_raw_fd();
     let mut out = vec![0u8; packet.len() + 256];
+    let mut ctx_out = [0u8; SK_BUFF_SIZE];
     let len = |n: usize| {
         u32::try_from(n).map_err(|_| test_error(std::io::Error::other("packet too large")))
     };
@@ -75,6 +83,8 @@ pub(super) fn run(
         data_in: packet.as_ptr() as u64,
         data_out: out.as_mut_ptr() as u64,
         repeat: repeat.max(1),
+        ctx_size_out: len(ctx_out.len())?,
+        ctx_out: ctx_out.as_mut_ptr() as u64,
         ..TestRunAttr::default()
     };
     #[expect(
@@ -82,8 +92,9 @@ pub(super) fn run(
         reason = "the bpf(2) syscall has no safe wrapper for test runs"
     )]
     // SAFETY: `attr` is a valid `bpf_attr.test` for the size passed; data_in points to
-    // `packet.len()` readable bytes and data_out to `out.len()` writable bytes, both alive for
-    // the call; the kernel writes only within `attr` and `out`.
+    // `packet.len()` readable bytes, data_out to `out.len()` and ctx_out to `ctx_out.len()`
+    // writable bytes, all alive for the call; the kernel writes only within `attr`, `out` and
+    // `ctx_out`.
     let ret = unsafe {
         libc::syscall(
             libc::SYS_bpf,
@@ -100,9 +111,11 @@ pub(super) fn run(
             .unwrap_or(0)
             .min(out.len()),
     );
+    let mark = &ctx_out[SK_BUFF_MARK..SK_BUFF_MARK + 4];
     Ok(TestRun {
         verdict: attr.retval,
         packet: out,
+        mark: u32::from_ne_bytes([mark[0], mark[1], mark[2], mark[3]]),
         duration_ns: attr.duration,
     })
 }

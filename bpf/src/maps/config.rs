@@ -2,6 +2,7 @@
 
 use aya::maps::{Array, MapData};
 
+use super::{CONFIG, map_error};
 use crate::Error;
 
 /// Which packets produce trace events. Drops and policy verdicts are always reported.
@@ -36,10 +37,5 @@ pub(crate) fn set_trace_mode(
         trace_mode: mode as u32,
         pad: 0,
     };
-    map.set(0, config, 0).map_err(|source| Error::Map {
-        map: super::CONFIG,
-        op: "set",
-        key: "0".to_owned(),
-        source: Box::new(source),
-    })
+    map.set(0, config, 0).map_err(map_error(CONFIG, "set", 0))
 }

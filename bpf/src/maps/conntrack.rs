@@ -10,11 +10,12 @@
 //! Entries age out by LRU only: FIN/RST set [`CtEntry::CLOSING`] but do not shorten the
 //! lifetime, and there is no garbage collector yet.
 
+use std::fmt;
 use std::net::Ipv4Addr;
 
 use aya::maps::{HashMap, MapData};
 
-use super::{Direction, found};
+use super::{CONNTRACK, Direction, found, map_error, removed};
 use crate::Error;
 
 /// `struct ct_key`.
@@ -64,6 +65,21 @@ impl CtKey {
     /// Which side's policy created the entry; `None` for a corrupt entry.
     pub fn scope(&self) -> Option<Direction> {
         Direction::from_raw(self.scope)
+    }
+}
+
+impl fmt::Display for CtKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}:{} -> {}:{} proto {} scope {}",
+            self.saddr(),
+            self.sport,
+            self.daddr(),
+            self.dport,
+            self.proto,
+            self.scope
+        )
     }
 }
 
@@ -127,21 +143,14 @@ impl Conntrack {
     }
 
     pub fn get(&self, key: &CtKey) -> Result<Option<CtEntry>, Error> {
-        found(self.map.get(key, 0)).map_err(|source| map_error("get", key, source))
+        found(self.map.get(key, 0)).map_err(map_error(CONNTRACK, "get", key))
     }
 
     /// Every entry, in the kernel's iteration order.
     pub fn iter(&self) -> Result<Vec<(CtKey, CtEntry)>, Error> {
         self.map
             .iter()
-            .map(|entry| {
-                entry.map_err(|source| Error::Map {
-                    map: super::CONNTRACK,
-                    op: "iterate",
-                    key: String::new(),
-                    source: Box::new(source),
-                })
-            })
+            .map(|entry| entry.map_err(map_error(CONNTRACK, "iterate", "")))
             .collect()
     }
 
@@ -156,23 +165,6 @@ impl Conntrack {
 
     /// Removes one entry; `false` if there was none.
     pub fn remove(&mut self, key: &CtKey) -> Result<bool, Error> {
-        super::removed(self.map.remove(key)).map_err(|source| map_error("remove", key, source))
-    }
-}
-
-fn map_error(op: &'static str, key: &CtKey, source: aya::maps::MapError) -> Error {
-    Error::Map {
-        map: super::CONNTRACK,
-        op,
-        key: format!(
-            "{}:{} -> {}:{} proto {} scope {}",
-            key.saddr(),
-            key.sport,
-            key.daddr(),
-            key.dport,
-            key.proto,
-            key.scope
-        ),
-        source: Box::new(source),
+        removed(self.map.remove(key)).map_err(map_error(CONNTRACK, "remove", key))
     }
 }

@@ -6,7 +6,7 @@ use std::net::Ipv4Addr;
 
 use aya::maps::{HashMap, MapData};
 
-use super::{found, removed};
+use super::{ENDPOINTS, found, map_error, removed};
 use crate::Error;
 
 /// `endpoint_info.flags`.
@@ -69,16 +69,16 @@ impl Endpoints {
     pub fn insert(&mut self, addr: Ipv4Addr, info: &EndpointInfo) -> Result<(), Error> {
         self.map
             .insert(addr.octets(), info, 0)
-            .map_err(|source| map_error("insert", addr, source))
+            .map_err(map_error(ENDPOINTS, "insert", addr))
     }
 
     /// Removes the endpoint at `addr`; `false` if there was none.
     pub fn remove(&mut self, addr: Ipv4Addr) -> Result<bool, Error> {
-        removed(self.map.remove(&addr.octets())).map_err(|source| map_error("remove", addr, source))
+        removed(self.map.remove(&addr.octets())).map_err(map_error(ENDPOINTS, "remove", addr))
     }
 
     pub fn get(&self, addr: Ipv4Addr) -> Result<Option<EndpointInfo>, Error> {
-        found(self.map.get(&addr.octets(), 0)).map_err(|source| map_error("get", addr, source))
+        found(self.map.get(&addr.octets(), 0)).map_err(map_error(ENDPOINTS, "get", addr))
     }
 
     /// Every endpoint, in the kernel's iteration order.
@@ -88,22 +88,8 @@ impl Endpoints {
             .map(|entry| {
                 entry
                     .map(|(addr, info)| (Ipv4Addr::from(addr), info))
-                    .map_err(|source| Error::Map {
-                        map: super::ENDPOINTS,
-                        op: "iterate",
-                        key: String::new(),
-                        source: Box::new(source),
-                    })
+                    .map_err(map_error(ENDPOINTS, "iterate", ""))
             })
             .collect()
-    }
-}
-
-fn map_error(op: &'static str, addr: Ipv4Addr, source: aya::maps::MapError) -> Error {
-    Error::Map {
-        map: super::ENDPOINTS,
-        op,
-        key: addr.to_string(),
-        source: Box::new(source),
     }
 }

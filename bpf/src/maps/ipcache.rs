@@ -6,7 +6,7 @@ use std::net::Ipv4Addr;
 use aya::maps::MapData;
 use aya::maps::lpm_trie::{Key, LpmTrie};
 
-use super::{Ipv4Prefix, found, removed};
+use super::{IPCACHE, Ipv4Prefix, found, map_error, removed};
 use crate::Error;
 
 /// `struct ipcache_value`.
@@ -55,34 +55,29 @@ impl Ipcache {
     pub fn insert(&mut self, prefix: Ipv4Prefix, value: &IpcacheValue) -> Result<(), Error> {
         self.map
             .insert(&key(prefix), value, 0)
-            .map_err(|source| map_error("insert", prefix, source))
+            .map_err(map_error(IPCACHE, "insert", prefix))
     }
 
     /// Removes the entry for exactly `prefix`; `false` if there was none.
     pub fn remove(&mut self, prefix: Ipv4Prefix) -> Result<bool, Error> {
-        removed(self.map.remove(&key(prefix))).map_err(|source| map_error("remove", prefix, source))
+        removed(self.map.remove(&key(prefix))).map_err(map_error(IPCACHE, "remove", prefix))
     }
 
     /// The entry the datapath would use for `addr` (longest prefix match).
     pub fn lookup(&self, addr: Ipv4Addr) -> Result<Option<IpcacheValue>, Error> {
         let prefix = Ipv4Prefix::host(addr);
-        found(self.map.get(&key(prefix), 0)).map_err(|source| map_error("lookup", prefix, source))
+        found(self.map.get(&key(prefix), 0)).map_err(map_error(IPCACHE, "lookup", prefix))
     }
 
     /// Every entry, in the kernel's iteration order.
     pub fn iter(&self) -> Result<Vec<(Ipv4Prefix, IpcacheValue)>, Error> {
         let mut entries = Vec::new();
         for entry in self.map.iter() {
-            let (key, value) = entry.map_err(|source| Error::Map {
-                map: super::IPCACHE,
-                op: "iterate",
-                key: String::new(),
-                source: Box::new(source),
-            })?;
+            let (key, value) = entry.map_err(map_error(IPCACHE, "iterate", ""))?;
             let len = u8::try_from(key.prefix_len()).unwrap_or(u8::MAX);
             let prefix = Ipv4Prefix::new(Ipv4Addr::from(key.data()), len).map_err(|_| {
                 Error::InvalidEntry {
-                    map: super::IPCACHE,
+                    map: IPCACHE,
                     key: format!("{}/{}", Ipv4Addr::from(key.data()), key.prefix_len()),
                     problem: "prefix length above 32".to_owned(),
                 }
@@ -95,13 +90,4 @@ impl Ipcache {
 
 fn key(prefix: Ipv4Prefix) -> Key<[u8; 4]> {
     Key::new(u32::from(prefix.prefix_len()), prefix.addr().octets())
-}
-
-fn map_error(op: &'static str, prefix: Ipv4Prefix, source: aya::maps::MapError) -> Error {
-    Error::Map {
-        map: super::IPCACHE,
-        op,
-        key: prefix.to_string(),
-        source: Box::new(source),
-    }
 }

@@ -24,7 +24,7 @@ use std::fmt;
 use aya::maps::MapData;
 use aya::maps::lpm_trie::{Key, LpmTrie};
 
-use super::{Direction, removed};
+use super::{Direction, POLICY, map_error, removed};
 use crate::Error;
 use crate::ports::{PortPrefix, port_range_to_prefixes};
 
@@ -169,7 +169,7 @@ impl PolicyKey {
         let data = key.data();
         let prefix_len = key.prefix_len();
         let invalid = |problem: &str| Error::InvalidEntry {
-            map: super::POLICY,
+            map: POLICY,
             key: format!("{data:?}/{prefix_len}"),
             problem: problem.to_owned(),
         };
@@ -219,6 +219,27 @@ pub enum Verdict {
     },
 }
 
+impl Verdict {
+    /// `VERDICT_*` of myelin.h and the proxy port, as the policy map and events carry them.
+    fn to_raw(self) -> (u8, u16) {
+        match self {
+            Verdict::Allow => (1, 0),
+            Verdict::Deny => (2, 0),
+            Verdict::Redirect { proxy_port } => (3, proxy_port),
+        }
+    }
+
+    /// The inverse of `to_raw`; `None` for a number that is no verdict.
+    pub(crate) fn from_raw(verdict: u8, proxy_port: u16) -> Option<Verdict> {
+        match verdict {
+            1 => Some(Verdict::Allow),
+            2 => Some(Verdict::Deny),
+            3 => Some(Verdict::Redirect { proxy_port }),
+            _ => None,
+        }
+    }
+}
+
 /// One policy entry's value.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct PolicyValue {
@@ -244,11 +265,7 @@ impl PolicyValue {
     }
 
     fn to_raw(self, key: &PolicyKey) -> PolicyValueRaw {
-        let (verdict, proxy_port) = match self.verdict {
-            Verdict::Allow => (1, 0),
-            Verdict::Deny => (2, 0),
-            Verdict::Redirect { proxy_port } => (3, proxy_port),
-        };
+        let (verdict, proxy_port) = self.verdict.to_raw();
         PolicyValueRaw {
             verdict,
             l4_prefixlen: u8::try_from(key.l4.prefix_bits()).expect("invariant: at most 24"),
@@ -258,16 +275,8 @@ impl PolicyValue {
     }
 
     fn from_raw(raw: PolicyValueRaw) -> Option<PolicyValue> {
-        let verdict = match raw.verdict {
-            1 => Verdict::Allow,
-            2 => Verdict::Deny,
-            3 => Verdict::Redirect {
-                proxy_port: raw.proxy_port,
-            },
-            _ => return None,
-        };
         Some(PolicyValue {
-            verdict,
+            verdict: Verdict::from_raw(raw.verdict, raw.proxy_port)?,
             cookie: raw.cookie,
         })
     }
@@ -288,41 +297,27 @@ impl Policy {
     pub fn insert(&mut self, key: &PolicyKey, value: &PolicyValue) -> Result<(), Error> {
         self.map
             .insert(&key.to_raw(), value.to_raw(key), 0)
-            .map_err(|source| map_error("insert", key, source))
+            .map_err(map_error(POLICY, "insert", key))
     }
 
     /// Removes exactly this entry; `false` if there was none.
     pub fn remove(&mut self, key: &PolicyKey) -> Result<bool, Error> {
-        removed(self.map.remove(&key.to_raw())).map_err(|source| map_error("remove", key, source))
+        removed(self.map.remove(&key.to_raw())).map_err(map_error(POLICY, "remove", key))
     }
 
     /// Every entry, in the kernel's iteration order.
     pub fn iter(&self) -> Result<Vec<(PolicyKey, PolicyValue)>, Error> {
         let mut entries = Vec::new();
         for entry in self.map.iter() {
-            let (raw_key, raw_value) = entry.map_err(|source| Error::Map {
-                map: super::POLICY,
-                op: "iterate",
-                key: String::new(),
-                source: Box::new(source),
-            })?;
+            let (raw_key, raw_value) = entry.map_err(map_error(POLICY, "iterate", ""))?;
             let key = PolicyKey::from_raw(&raw_key)?;
             let value = PolicyValue::from_raw(raw_value).ok_or_else(|| Error::InvalidEntry {
-                map: super::POLICY,
+                map: POLICY,
                 key: key.to_string(),
                 problem: format!("verdict {}", raw_value.verdict),
             })?;
             entries.push((key, value));
         }
         Ok(entries)
-    }
-}
-
-fn map_error(op: &'static str, key: &PolicyKey, source: aya::maps::MapError) -> Error {
-    Error::Map {
-        map: super::POLICY,
-        op,
-        key: key.to_string(),
-        source: Box::new(source),
     }
 }

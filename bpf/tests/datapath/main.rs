@@ -22,7 +22,7 @@ use bpf::{
 };
 use expect_test::expect;
 use fixture::{Fixture, drain, require_root};
-use packets::{ACK, ICMP, SYN, TCP, UDP, icmp_echo, ipv6, tcp, udp};
+use packets::{ACK, SYN, icmp_echo, ipv6, tcp, udp};
 
 const POD_A: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
 const POD_B: Ipv4Addr = Ipv4Addr::new(10, 0, 1, 2);
@@ -270,7 +270,7 @@ fn replies_of_allowed_connections_pass_but_new_reverse_connections_do_not() {
 
     let ct = f.dp.conntrack().unwrap();
     assert_eq!(ct.len().unwrap(), 1);
-    let key = CtKey::new(POD_A, 40000, POD_B, 80, TCP, Direction::Egress);
+    let key = CtKey::new(POD_A, 40000, POD_B, 80, L4::TCP, Direction::Egress);
     let entry = ct.get(&key).unwrap().expect("egress-scope entry");
     assert!(entry.reply_seen());
     assert!(!entry.closing());
@@ -303,7 +303,7 @@ fn icmp_echo_replies_pass() {
         SHOT,
         "B's own ping"
     );
-    let key = CtKey::new(POD_A, 77, POD_B, 0, ICMP, Direction::Egress);
+    let key = CtKey::new(POD_A, 77, POD_B, 0, L4::ICMP, Direction::Egress);
     assert!(
         f.dp.conntrack()
             .unwrap()
@@ -320,7 +320,7 @@ fn ingress_scope_replies_pass_egress() {
         return;
     }
     let mut f = setup(enforce_both());
-    allow(&f, Direction::Ingress, ID_B, L4::Proto(UDP));
+    allow(&f, Direction::Ingress, ID_B, L4::Proto(L4::UDP));
     assert_eq!(ingress(&mut f, &udp(POD_B, 999, POD_A, 53)), OK);
     // A's egress allows nothing, but this is A answering.
     assert_eq!(egress(&mut f, &udp(POD_A, 53, POD_B, 999)), OK);
@@ -453,13 +453,19 @@ async fn redirect_and_match_types() {
         },
     );
     allow(&f, Direction::Egress, ID_B, L4::Any);
-    allow(&f, Direction::Egress, identity::ANY, L4::Proto(UDP));
+    allow(&f, Direction::Egress, identity::ANY, L4::Proto(L4::UDP));
     let mut events = f.dp.events().unwrap();
-    let run =
+    let redirected =
         f.dp.test_run(Program::FromContainer, &tcp(POD_A, 1, POD_B, 80, SYN))
             .unwrap();
-    assert_eq!(run.verdict, OK);
-    assert_eq!(egress(&mut f, &tcp(POD_A, 2, POD_B, 22, SYN)), OK);
+    assert_eq!(redirected.verdict, OK);
+    // What steers the packet to the proxy: Cilium's to-proxy mark with the port on top.
+    assert_eq!(redirected.mark, 0x0200 | (15001 << 16));
+    let allowed =
+        f.dp.test_run(Program::FromContainer, &tcp(POD_A, 2, POD_B, 22, SYN))
+            .unwrap();
+    assert_eq!(allowed.verdict, OK);
+    assert_eq!(allowed.mark, 0, "an allow leaves the mark alone");
     assert_eq!(egress(&mut f, &udp(POD_A, 3, WORLD, 5353)), OK);
     let verdicts: Vec<_> = drain(&mut events)
         .into_iter()
@@ -501,7 +507,7 @@ async fn redirect_and_match_types() {
         ]
     "#]]
     .assert_debug_eq(&verdicts);
-    let key = CtKey::new(POD_A, 1, POD_B, 80, TCP, Direction::Egress);
+    let key = CtKey::new(POD_A, 1, POD_B, 80, L4::TCP, Direction::Egress);
     assert_eq!(
         f.dp.conntrack()
             .unwrap()

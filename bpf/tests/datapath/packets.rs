@@ -2,9 +2,7 @@
 
 use std::net::Ipv4Addr;
 
-pub(crate) const TCP: u8 = 6;
-pub(crate) const UDP: u8 = 17;
-pub(crate) const ICMP: u8 = 1;
+use bpf::L4;
 
 pub(crate) const SYN: u8 = 0x02;
 pub(crate) const ACK: u8 = 0x10;
@@ -43,7 +41,7 @@ pub(crate) fn tcp(src: Ipv4Addr, sport: u16, dst: Ipv4Addr, dport: u16, flags: u
     l4.extend_from_slice(&sport.to_be_bytes());
     l4.extend_from_slice(&dport.to_be_bytes());
     l4.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 0, 0x50, flags, 0xff, 0xff, 0, 0, 0, 0]);
-    ipv4(src, dst, TCP, &l4)
+    ipv4(src, dst, L4::TCP, &l4)
 }
 
 pub(crate) fn udp(src: Ipv4Addr, sport: u16, dst: Ipv4Addr, dport: u16) -> Vec<u8> {
@@ -51,7 +49,7 @@ pub(crate) fn udp(src: Ipv4Addr, sport: u16, dst: Ipv4Addr, dport: u16) -> Vec<u
     l4.extend_from_slice(&sport.to_be_bytes());
     l4.extend_from_slice(&dport.to_be_bytes());
     l4.extend_from_slice(&[0, 12, 0, 0, b'p', b'i', b'n', b'g']);
-    ipv4(src, dst, UDP, &l4)
+    ipv4(src, dst, L4::UDP, &l4)
 }
 
 /// An ICMP echo request (type 8) or reply (type 0).
@@ -59,7 +57,7 @@ pub(crate) fn icmp_echo(src: Ipv4Addr, dst: Ipv4Addr, icmp_type: u8, id: u16) ->
     let mut l4 = vec![icmp_type, 0, 0, 0];
     l4.extend_from_slice(&id.to_be_bytes());
     l4.extend_from_slice(&[0, 1]);
-    ipv4(src, dst, ICMP, &l4)
+    ipv4(src, dst, L4::ICMP, &l4)
 }
 
 pub(crate) fn ipv6() -> Vec<u8> {

@@ -13,13 +13,15 @@ use bpf::{
     Datapath, Direction, EndpointFlags, EndpointInfo, Event, EventKind, EventReader, Interface,
     IpcacheValue, Ipv4Prefix, L4, PolicyKey, PolicyValue,
 };
-use nix::sched::{CloneFlags, setns};
 
 use crate::netns::Netns;
 
 const POD_A: Ipv4Addr = Ipv4Addr::new(10, 200, 0, 1);
 const POD_B: Ipv4Addr = Ipv4Addr::new(10, 200, 0, 2);
 const PORT: u16 = 8080;
+/// The pods' host-side veths, in the node namespace.
+const HOST_A: &str = "lxca";
+const HOST_B: &str = "lxcb";
 const EP_A: u32 = 1;
 const EP_B: u32 = 2;
 const ID_A: u32 = 40001;
@@ -47,25 +49,11 @@ impl Drop for PinDir {
     }
 }
 
-/// Runs `f` on a thread inside `netns`, so sockets it creates live there.
-fn in_netns<T: Send + 'static>(netns: &Path, f: impl FnOnce() -> T + Send + 'static) -> T {
-    let path = netns.to_path_buf();
-    std::thread::spawn(move || {
-        let file = std::fs::File::open(&path).expect("open netns");
-        setns(&file, CloneFlags::CLONE_NEWNET).expect("setns");
-        f()
-    })
-    .join()
-    .expect("netns thread")
-}
-
 /// An echo server in pod B that answers `connections` connections with what it read,
 /// reversed, then ends: joining it proves exactly that many got through.
 fn serve(pod: &Netns, connections: usize) -> std::thread::JoinHandle<()> {
-    let path = pod.path();
-    let listener = in_netns(&path, || {
-        TcpListener::bind((Ipv4Addr::UNSPECIFIED, PORT)).expect("bind in pod B")
-    });
+    let listener =
+        pod.run_in(|| TcpListener::bind((Ipv4Addr::UNSPECIFIED, PORT)).expect("bind in pod B"));
     std::thread::spawn(move || {
         for stream in listener.incoming().take(connections) {
             let mut stream = stream.expect("accept");
@@ -80,7 +68,7 @@ fn serve(pod: &Netns, connections: usize) -> std::thread::JoinHandle<()> {
 
 /// Connects from pod A to pod B and exchanges four bytes; the error if it cannot.
 fn connect(pod: &Netns) -> Result<(), String> {
-    in_netns(&pod.path(), || {
+    pod.run_in(|| {
         let addr = SocketAddr::from((POD_B, PORT));
         let mut stream = TcpStream::connect_timeout(&addr, Duration::from_millis(1500))
             .map_err(|err| format!("connect: {err}"))?;
@@ -108,8 +96,6 @@ struct Cluster {
     node: Netns,
     pod_a: Netns,
     pod_b: Netns,
-    host_a: String,
-    host_b: String,
 }
 
 impl Cluster {
@@ -117,10 +103,8 @@ impl Cluster {
         let node = Netns::new();
         let pod_a = Netns::new();
         let pod_b = Netns::new();
-        let host_a = "lxca".to_owned();
-        let host_b = "lxcb".to_owned();
         node.exec_ok(&["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
-        for (pod, host, addr) in [(&pod_a, &host_a, POD_A), (&pod_b, &host_b, POD_B)] {
+        for (pod, host, addr) in [(&pod_a, HOST_A, POD_A), (&pod_b, HOST_B, POD_B)] {
             node.add_veth_to(pod, host, "eth0");
             node.exec_ok(&[
                 "sysctl",
@@ -135,38 +119,20 @@ impl Cluster {
             node,
             pod_a,
             pod_b,
-            host_a,
-            host_b,
         }
     }
 
-    fn interfaces(&self) -> [Interface<'_>; 2] {
-        [&self.host_a, &self.host_b].map(|name| Interface { name, netns: None })
-    }
-
-    fn node_path(&self) -> PathBuf {
-        self.node.path()
-    }
-
     fn attach(&self, dp: &mut Datapath) {
-        let path = self.node_path();
-        for iface in self.interfaces() {
-            let iface = Interface {
-                netns: Some(&path),
-                ..iface
-            };
+        let node = self.node.path();
+        for iface in interfaces(&node) {
             dp.attach(&iface).expect("attach");
             assert!(dp.is_attached(&iface).expect("is_attached"));
         }
     }
 
     fn detach(&self, dp: &Datapath) {
-        let path = self.node_path();
-        for iface in self.interfaces() {
-            let iface = Interface {
-                netns: Some(&path),
-                ..iface
-            };
+        let node = self.node.path();
+        for iface in interfaces(&node) {
             assert!(dp.detach(&iface).expect("detach"));
             assert!(!dp.is_attached(&iface).expect("is_attached"));
         }
@@ -176,10 +142,8 @@ impl Cluster {
         let mut endpoints = dp.endpoints().expect("endpoints map");
         let mut ipcache = dp.ipcache().expect("ipcache map");
         let enforce = EndpointFlags::ENFORCE_INGRESS | EndpointFlags::ENFORCE_EGRESS;
-        for (addr, id, identity, host) in [
-            (POD_A, EP_A, ID_A, &self.host_a),
-            (POD_B, EP_B, ID_B, &self.host_b),
-        ] {
+        for (addr, id, identity, host) in [(POD_A, EP_A, ID_A, HOST_A), (POD_B, EP_B, ID_B, HOST_B)]
+        {
             let info = EndpointInfo {
                 endpoint_id: id,
                 ifindex: self.node.ifindex(host),
@@ -193,6 +157,14 @@ impl Cluster {
                 .expect("insert ipcache entry");
         }
     }
+}
+
+/// Both host-side veths, in the node namespace at `node`.
+fn interfaces(node: &Path) -> [Interface<'_>; 2] {
+    [HOST_A, HOST_B].map(|name| Interface {
+        name,
+        netns: Some(node),
+    })
 }
 
 fn a_to_b_egress() -> PolicyKey {

@@ -5,6 +5,8 @@ use std::process::{Command, Output};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError};
 
+use nix::sched::{CloneFlags, setns};
+
 static NEXT: AtomicUsize = AtomicUsize::new(0);
 
 /// A fresh network namespace `myelin-it-{pid}-{n}` with `lo` up.
@@ -106,6 +108,20 @@ impl Netns {
         ]);
         self.exec_ok(&["ip", "link", "set", local_end, "up"]);
         peer.exec_ok(&["ip", "link", "set", peer_end, "up"]);
+    }
+
+    /// Runs `f` on a thread that entered this namespace, so sockets it opens belong to it.
+    pub(crate) fn run_in<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
+        let file = std::fs::File::open(self.path()).expect("open netns");
+        std::thread::scope(|scope| {
+            scope
+                .spawn(|| {
+                    setns(&file, CloneFlags::CLONE_NEWNET).expect("setns");
+                    f()
+                })
+                .join()
+                .expect("thread in netns")
+        })
     }
 
     /// The interface index of `link` inside this namespace.
