@@ -306,19 +306,6 @@ fn normalized(result: &Value, pod: &Netns) -> String {
 }
 
 /// Runs `f` on a thread that entered `netns`; sockets it opens belong to that namespace.
-fn in_netns<T: Send>(netns: &Netns, f: impl FnOnce() -> T + Send) -> T {
-    let file = std::fs::File::open(netns.path()).expect("open netns");
-    std::thread::scope(|scope| {
-        scope
-            .spawn(|| {
-                setns(&file, CloneFlags::CLONE_NEWNET).expect("setns");
-                f()
-            })
-            .join()
-            .expect("thread in netns")
-    })
-}
-
 /// A TCP exchange from `client` (address `client_ip`) to `server_ip` inside `server`: real
 /// packets through both veths and the node's routing table, arriving from the client pod's own
 /// address.
@@ -350,7 +337,7 @@ fn tcp_round_trip(client: &Netns, client_ip: Ipv4Addr, server: &Netns, server_ip
             None
         });
         let port = port_rx.recv().expect("port");
-        let echoed = in_netns(client, || {
+        let echoed = client.run_in(|| {
             let mut stream =
                 TcpStream::connect_timeout(&(server_ip, port).into(), Duration::from_secs(3))
                     .expect("connect to the other pod");
