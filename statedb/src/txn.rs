@@ -2,14 +2,13 @@
 
 use std::any::Any;
 use std::borrow::Borrow;
-use std::cell::RefCell;
 use std::sync::Arc;
 
 use crate::Revision;
 use crate::db::{Db, Root};
 use crate::error::Error;
 use crate::index::Index;
-use crate::key::{INLINE, IndexKey, Key};
+use crate::key::{INLINE, IndexKey, Key, with_encoded};
 use crate::registry::{Query, Registry};
 use crate::state::{Entry, Expect, TableState};
 use crate::table::{AnyState, Table, TableMeta};
@@ -19,22 +18,6 @@ mod sealed {
     pub trait Sealed {
         fn state_any(&self, meta: &crate::table::TableMeta) -> &dyn std::any::Any;
     }
-}
-
-thread_local! {
-    static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
-}
-
-/// Encodes `key` into a reused buffer: point lookups must not allocate.
-fn with_encoded<Q: IndexKey + ?Sized, R>(key: &Q, f: impl FnOnce(&[u8]) -> R) -> R {
-    SCRATCH.with(|cell| {
-        let mut buf = cell.take();
-        buf.clear();
-        key.encode(&mut buf);
-        let r = f(&buf);
-        cell.replace(buf);
-        r
-    })
 }
 
 pub(crate) fn state_of<'a, T: Send + Sync + 'static>(
