@@ -8,7 +8,6 @@ use crate::Revision;
 use crate::error::Error;
 use crate::index::TableSchema;
 use crate::key::Key;
-use crate::scratch::Scratch;
 use crate::tree::PMap;
 
 /// A stored object and the revision it was written at. Objects are immutable: changing one means
@@ -63,6 +62,14 @@ impl<T> Clone for TableState<T> {
             pending_initializers: Arc::clone(&self.pending_initializers),
         }
     }
+}
+
+/// Buffers for computing an object's index keys. A write transaction keeps one and lends it to
+/// each of its writes, so only its first write allocates them.
+#[derive(Default)]
+pub(crate) struct Scratch {
+    keys: Vec<Key>,
+    bytes: Vec<u8>,
 }
 
 /// How a write must relate to the stored object for it to go ahead.
@@ -123,8 +130,8 @@ impl<T: 'static> TableState<T> {
         schema: &TableSchema<T>,
         object: Arc<T>,
         expect: Expect,
+        scratch: &mut Scratch,
     ) -> Result<Option<Entry<T>>, Error> {
-        let mut scratch = Scratch::take();
         let keys = &mut scratch.keys;
         let pk = Self::primary_key(schema, &object, keys)?;
         if let Expect::Revision(rev) = expect {
@@ -168,10 +175,10 @@ impl<T: 'static> TableState<T> {
         let old = self.indexes[0].insert(pk.clone(), entry.clone());
         if let Some(old) = &old {
             self.by_revision.remove(&old.revision);
-            self.remove_secondary(schema, &pk, &old.object);
+            self.remove_secondary(schema, &pk, &old.object, scratch);
         }
         self.by_revision.insert(revision, entry.clone());
-        self.insert_secondary(schema, &pk, &entry);
+        self.insert_secondary(schema, &pk, &entry, scratch);
         if let Some(deleted_at) = self.graveyard.remove(&pk) {
             self.graveyard_by_revision.remove(&deleted_at);
         }
@@ -184,10 +191,10 @@ impl<T: 'static> TableState<T> {
         object: &T,
         expect: Expect,
         track_deletes: bool,
+        scratch: &mut Scratch,
     ) -> Result<Option<Entry<T>>, Error> {
-        let mut scratch = Scratch::take();
         let pk = Self::primary_key(schema, object, &mut scratch.keys)?;
-        self.delete_key(schema, pk, expect, track_deletes)
+        self.delete_key(schema, pk, expect, track_deletes, scratch)
     }
 
     pub(crate) fn delete_key(
@@ -196,6 +203,7 @@ impl<T: 'static> TableState<T> {
         pk: Key,
         expect: Expect,
         track_deletes: bool,
+        scratch: &mut Scratch,
     ) -> Result<Option<Entry<T>>, Error> {
         if let Expect::Revision(rev) = expect {
             let found = self.indexes[0].get(&pk).map(|o| o.revision);
@@ -214,7 +222,7 @@ impl<T: 'static> TableState<T> {
         let revision = self.revision + 1;
         self.revision = revision;
         self.by_revision.remove(&old.revision);
-        self.remove_secondary(schema, &pk, &old.object);
+        self.remove_secondary(schema, &pk, &old.object, scratch);
         if track_deletes {
             self.graveyard.insert(pk, revision);
             self.graveyard_by_revision.insert(
@@ -228,12 +236,14 @@ impl<T: 'static> TableState<T> {
         Ok(Some(old))
     }
 
-    fn insert_secondary(&mut self, schema: &TableSchema<T>, pk: &Key, entry: &Entry<T>) {
-        let mut buffers = Scratch::take();
-        let Scratch {
-            keys,
-            bytes: scratch,
-        } = &mut buffers;
+    fn insert_secondary(
+        &mut self,
+        schema: &TableSchema<T>,
+        pk: &Key,
+        entry: &Entry<T>,
+        scratch: &mut Scratch,
+    ) {
+        let Scratch { keys, bytes } = scratch;
         for (pos, def) in schema.indexes.iter().enumerate().skip(1) {
             keys.clear();
             (def.keys)(&entry.object, keys);
@@ -241,19 +251,21 @@ impl<T: 'static> TableState<T> {
                 let k = if def.unique {
                     k
                 } else {
-                    composite_key(k.as_bytes(), pk.as_bytes(), scratch)
+                    composite_key(k.as_bytes(), pk.as_bytes(), bytes)
                 };
                 self.indexes[pos].insert(k, entry.clone());
             }
         }
     }
 
-    fn remove_secondary(&mut self, schema: &TableSchema<T>, pk: &Key, object: &T) {
-        let mut buffers = Scratch::take();
-        let Scratch {
-            keys,
-            bytes: scratch,
-        } = &mut buffers;
+    fn remove_secondary(
+        &mut self,
+        schema: &TableSchema<T>,
+        pk: &Key,
+        object: &T,
+        scratch: &mut Scratch,
+    ) {
+        let Scratch { keys, bytes } = scratch;
         for (pos, def) in schema.indexes.iter().enumerate().skip(1) {
             keys.clear();
             (def.keys)(object, keys);
@@ -261,7 +273,7 @@ impl<T: 'static> TableState<T> {
                 if def.unique {
                     self.indexes[pos].remove(&k);
                 } else {
-                    let ck = composite_key(k.as_bytes(), pk.as_bytes(), scratch);
+                    let ck = composite_key(k.as_bytes(), pk.as_bytes(), bytes);
                     self.indexes[pos].remove(&ck);
                 }
             }
