@@ -125,6 +125,23 @@ impl<T: 'static> TableState<T> {
         }
     }
 
+    /// Fails unless the object stored under `pk` is as `expect` requires.
+    fn check(&self, schema: &TableSchema<T>, pk: &Key, expect: Expect) -> Result<(), Error> {
+        let Expect::Revision(rev) = expect else {
+            return Ok(());
+        };
+        let found = self.indexes[0].get(pk).map(|o| o.revision);
+        if found == Some(rev) {
+            return Ok(());
+        }
+        Err(Error::RevisionMismatch {
+            table: schema.name,
+            key: pk.clone(),
+            expected: rev,
+            found,
+        })
+    }
+
     pub(crate) fn insert(
         &mut self,
         schema: &TableSchema<T>,
@@ -134,17 +151,7 @@ impl<T: 'static> TableState<T> {
     ) -> Result<Option<Entry<T>>, Error> {
         let keys = &mut scratch.keys;
         let pk = Self::primary_key(schema, &object, keys)?;
-        if let Expect::Revision(rev) = expect {
-            let found = self.indexes[0].get(&pk).map(|o| o.revision);
-            if found != Some(rev) {
-                return Err(Error::RevisionMismatch {
-                    table: schema.name,
-                    key: pk,
-                    expected: rev,
-                    found,
-                });
-            }
-        }
+        self.check(schema, &pk, expect)?;
         // Check unique secondary indexes before touching anything so a failed insert leaves
         // the transaction as it was.
         for (pos, def) in schema.indexes.iter().enumerate().skip(1) {
@@ -205,17 +212,7 @@ impl<T: 'static> TableState<T> {
         track_deletes: bool,
         scratch: &mut Scratch,
     ) -> Result<Option<Entry<T>>, Error> {
-        if let Expect::Revision(rev) = expect {
-            let found = self.indexes[0].get(&pk).map(|o| o.revision);
-            if found != Some(rev) {
-                return Err(Error::RevisionMismatch {
-                    table: schema.name,
-                    key: pk,
-                    expected: rev,
-                    found,
-                });
-            }
-        }
+        self.check(schema, &pk, expect)?;
         let Some(old) = self.indexes[0].remove(&pk) else {
             return Ok(None);
         };
