@@ -153,7 +153,9 @@ impl<T: 'static> TableState<T> {
         let pk = Self::primary_key(schema, &object, keys)?;
         self.check(schema, &pk, expect)?;
         // Check unique secondary indexes before touching anything so a failed insert leaves
-        // the transaction as it was.
+        // the transaction as it was. An index entry is a copy of its object's primary entry, so
+        // the key belongs to this object exactly when the two entries are the same write.
+        let current = self.indexes[0].get(&pk);
         for (pos, def) in schema.indexes.iter().enumerate().skip(1) {
             if !def.unique {
                 continue;
@@ -161,16 +163,14 @@ impl<T: 'static> TableState<T> {
             keys.clear();
             (def.keys)(&object, keys);
             for k in keys.iter() {
-                if let Some(existing) = self.indexes[pos].get(k) {
-                    let mut ek = Vec::new();
-                    let epk = Self::primary_key(schema, &existing.object, &mut ek)?;
-                    if epk != pk {
-                        return Err(Error::UniqueConflict {
-                            table: schema.name,
-                            index: def.name,
-                            key: k.clone(),
-                        });
-                    }
+                if let Some(existing) = self.indexes[pos].get(k)
+                    && current != Some(existing)
+                {
+                    return Err(Error::UniqueConflict {
+                        table: schema.name,
+                        index: def.name,
+                        key: k.clone(),
+                    });
                 }
             }
         }
