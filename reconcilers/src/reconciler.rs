@@ -349,15 +349,12 @@ impl<T: Reconcilable, O: Operations<T>> Runner<T, O> {
                     continue;
                 }
             };
-            if change.deleted {
-                self.retries.remove(&key);
-                if self.applied.contains(&key) {
-                    deletes.push((change.revision, change.object, key));
-                }
-            } else {
-                // A newer write supersedes whatever retry was scheduled for the object.
-                self.retries.remove(&key);
+            // A newer write or a delete supersedes whatever retry was scheduled for the object.
+            self.retries.remove(&key);
+            if !change.deleted {
                 updates.push((change.revision, change.object, key));
+            } else if self.applied.contains(&key) {
+                deletes.push((change.revision, change.object, key));
             }
             if updates.len() >= self.config.batch_size {
                 self.apply_updates(txn, std::mem::take(&mut updates), &mut stats)

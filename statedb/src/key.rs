@@ -1,6 +1,7 @@
 //! Index keys: byte strings whose order is the order of the typed values they encode.
 
 use std::borrow::Borrow;
+use std::cell::RefCell;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
@@ -134,7 +135,19 @@ impl fmt::Debug for Key {
 }
 
 thread_local! {
-    static ENCODE_SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    static ENCODE_SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Encodes `key` into a reused buffer: point lookups and short keys must not allocate.
+pub(crate) fn with_encoded<Q: IndexKey + ?Sized, R>(key: &Q, f: impl FnOnce(&[u8]) -> R) -> R {
+    ENCODE_SCRATCH.with(|cell| {
+        let mut buf = cell.take();
+        buf.clear();
+        key.encode(&mut buf);
+        let r = f(&buf);
+        cell.replace(buf);
+        r
+    })
 }
 
 /// A value usable as an index key. The encoding must preserve order (big-endian integers, raw
@@ -143,15 +156,7 @@ pub trait IndexKey {
     fn encode(&self, out: &mut Vec<u8>);
 
     fn to_key(&self) -> Key {
-        // Encoded into a reused buffer: a short key then costs no allocation at all.
-        ENCODE_SCRATCH.with(|cell| {
-            let mut buf = cell.take();
-            buf.clear();
-            self.encode(&mut buf);
-            let key = Key::from_bytes(&buf);
-            cell.replace(buf);
-            key
-        })
+        with_encoded(self, Key::from_bytes)
     }
 }
 

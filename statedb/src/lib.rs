@@ -12,7 +12,6 @@ mod index;
 mod key;
 mod metrics;
 mod registry;
-mod scratch;
 mod state;
 mod table;
 mod tree;

@@ -8,7 +8,6 @@ use crate::Revision;
 use crate::error::Error;
 use crate::index::TableSchema;
 use crate::key::Key;
-use crate::scratch::Scratch;
 use crate::tree::PMap;
 
 /// A stored object and the revision it was written at. Objects are immutable: changing one means
@@ -65,6 +64,14 @@ impl<T> Clone for TableState<T> {
     }
 }
 
+/// Buffers for computing an object's index keys. A write transaction keeps one and lends it to
+/// each of its writes, so only its first write allocates them.
+#[derive(Default)]
+pub(crate) struct Scratch {
+    keys: Vec<Key>,
+    bytes: Vec<u8>,
+}
+
 /// How a write must relate to the stored object for it to go ahead.
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Expect {
@@ -118,28 +125,37 @@ impl<T: 'static> TableState<T> {
         }
     }
 
+    /// Fails unless the object stored under `pk` is as `expect` requires.
+    fn check(&self, schema: &TableSchema<T>, pk: &Key, expect: Expect) -> Result<(), Error> {
+        let Expect::Revision(rev) = expect else {
+            return Ok(());
+        };
+        let found = self.indexes[0].get(pk).map(|o| o.revision);
+        if found == Some(rev) {
+            return Ok(());
+        }
+        Err(Error::RevisionMismatch {
+            table: schema.name,
+            key: pk.clone(),
+            expected: rev,
+            found,
+        })
+    }
+
     pub(crate) fn insert(
         &mut self,
         schema: &TableSchema<T>,
         object: Arc<T>,
         expect: Expect,
+        scratch: &mut Scratch,
     ) -> Result<Option<Entry<T>>, Error> {
-        let mut scratch = Scratch::take();
         let keys = &mut scratch.keys;
         let pk = Self::primary_key(schema, &object, keys)?;
-        if let Expect::Revision(rev) = expect {
-            let found = self.indexes[0].get(&pk).map(|o| o.revision);
-            if found != Some(rev) {
-                return Err(Error::RevisionMismatch {
-                    table: schema.name,
-                    key: pk,
-                    expected: rev,
-                    found,
-                });
-            }
-        }
+        self.check(schema, &pk, expect)?;
         // Check unique secondary indexes before touching anything so a failed insert leaves
-        // the transaction as it was.
+        // the transaction as it was. An index entry is a copy of its object's primary entry, so
+        // the key belongs to this object exactly when the two entries are the same write.
+        let current = self.indexes[0].get(&pk);
         for (pos, def) in schema.indexes.iter().enumerate().skip(1) {
             if !def.unique {
                 continue;
@@ -147,16 +163,14 @@ impl<T: 'static> TableState<T> {
             keys.clear();
             (def.keys)(&object, keys);
             for k in keys.iter() {
-                if let Some(existing) = self.indexes[pos].get(k) {
-                    let mut ek = Vec::new();
-                    let epk = Self::primary_key(schema, &existing.object, &mut ek)?;
-                    if epk != pk {
-                        return Err(Error::UniqueConflict {
-                            table: schema.name,
-                            index: def.name,
-                            key: k.clone(),
-                        });
-                    }
+                if let Some(existing) = self.indexes[pos].get(k)
+                    && current != Some(existing)
+                {
+                    return Err(Error::UniqueConflict {
+                        table: schema.name,
+                        index: def.name,
+                        key: k.clone(),
+                    });
                 }
             }
         }
@@ -168,10 +182,10 @@ impl<T: 'static> TableState<T> {
         let old = self.indexes[0].insert(pk.clone(), entry.clone());
         if let Some(old) = &old {
             self.by_revision.remove(&old.revision);
-            self.remove_secondary(schema, &pk, &old.object);
+            self.remove_secondary(schema, &pk, &old.object, scratch);
         }
         self.by_revision.insert(revision, entry.clone());
-        self.insert_secondary(schema, &pk, &entry);
+        self.insert_secondary(schema, &pk, &entry, scratch);
         if let Some(deleted_at) = self.graveyard.remove(&pk) {
             self.graveyard_by_revision.remove(&deleted_at);
         }
@@ -184,10 +198,10 @@ impl<T: 'static> TableState<T> {
         object: &T,
         expect: Expect,
         track_deletes: bool,
+        scratch: &mut Scratch,
     ) -> Result<Option<Entry<T>>, Error> {
-        let mut scratch = Scratch::take();
         let pk = Self::primary_key(schema, object, &mut scratch.keys)?;
-        self.delete_key(schema, pk, expect, track_deletes)
+        self.delete_key(schema, pk, expect, track_deletes, scratch)
     }
 
     pub(crate) fn delete_key(
@@ -196,25 +210,16 @@ impl<T: 'static> TableState<T> {
         pk: Key,
         expect: Expect,
         track_deletes: bool,
+        scratch: &mut Scratch,
     ) -> Result<Option<Entry<T>>, Error> {
-        if let Expect::Revision(rev) = expect {
-            let found = self.indexes[0].get(&pk).map(|o| o.revision);
-            if found != Some(rev) {
-                return Err(Error::RevisionMismatch {
-                    table: schema.name,
-                    key: pk,
-                    expected: rev,
-                    found,
-                });
-            }
-        }
+        self.check(schema, &pk, expect)?;
         let Some(old) = self.indexes[0].remove(&pk) else {
             return Ok(None);
         };
         let revision = self.revision + 1;
         self.revision = revision;
         self.by_revision.remove(&old.revision);
-        self.remove_secondary(schema, &pk, &old.object);
+        self.remove_secondary(schema, &pk, &old.object, scratch);
         if track_deletes {
             self.graveyard.insert(pk, revision);
             self.graveyard_by_revision.insert(
@@ -228,12 +233,14 @@ impl<T: 'static> TableState<T> {
         Ok(Some(old))
     }
 
-    fn insert_secondary(&mut self, schema: &TableSchema<T>, pk: &Key, entry: &Entry<T>) {
-        let mut buffers = Scratch::take();
-        let Scratch {
-            keys,
-            bytes: scratch,
-        } = &mut buffers;
+    fn insert_secondary(
+        &mut self,
+        schema: &TableSchema<T>,
+        pk: &Key,
+        entry: &Entry<T>,
+        scratch: &mut Scratch,
+    ) {
+        let Scratch { keys, bytes } = scratch;
         for (pos, def) in schema.indexes.iter().enumerate().skip(1) {
             keys.clear();
             (def.keys)(&entry.object, keys);
@@ -241,19 +248,21 @@ impl<T: 'static> TableState<T> {
                 let k = if def.unique {
                     k
                 } else {
-                    composite_key(k.as_bytes(), pk.as_bytes(), scratch)
+                    composite_key(k.as_bytes(), pk.as_bytes(), bytes)
                 };
                 self.indexes[pos].insert(k, entry.clone());
             }
         }
     }
 
-    fn remove_secondary(&mut self, schema: &TableSchema<T>, pk: &Key, object: &T) {
-        let mut buffers = Scratch::take();
-        let Scratch {
-            keys,
-            bytes: scratch,
-        } = &mut buffers;
+    fn remove_secondary(
+        &mut self,
+        schema: &TableSchema<T>,
+        pk: &Key,
+        object: &T,
+        scratch: &mut Scratch,
+    ) {
+        let Scratch { keys, bytes } = scratch;
         for (pos, def) in schema.indexes.iter().enumerate().skip(1) {
             keys.clear();
             (def.keys)(object, keys);
@@ -261,7 +270,7 @@ impl<T: 'static> TableState<T> {
                 if def.unique {
                     self.indexes[pos].remove(&k);
                 } else {
-                    let ck = composite_key(k.as_bytes(), pk.as_bytes(), scratch);
+                    let ck = composite_key(k.as_bytes(), pk.as_bytes(), bytes);
                     self.indexes[pos].remove(&ck);
                 }
             }

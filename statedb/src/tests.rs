@@ -442,17 +442,21 @@ proptest! {
             let mut w = db.write_txn(&[&t]);
             for op in &plan.ops {
                 match op {
+                    // What a write returns is checked against the model too: a write that
+                    // did nothing and said so would otherwise agree with itself.
                     Op::Insert(id, tg) => {
-                        w.insert(&t, Obj { id: *id, tag: tag_of(*tg), code: 0 }).expect("insert");
+                        let old = w.insert(&t, Obj { id: *id, tag: tag_of(*tg), code: 0 }).expect("insert");
                         next_rev += 1;
-                        next_model.insert(*id, (tag_of(*tg), next_rev));
+                        let want = next_model.insert(*id, (tag_of(*tg), next_rev));
+                        prop_assert_eq!(old.map(|e| (e.object.tag.clone(), e.revision)), want, "insert {} returns the replaced object", id);
                     }
                     Op::Delete(id) => {
-                        let existed = w.delete(&t, &Obj { id: *id, tag: String::new(), code: 0 }).expect("delete").is_some();
-                        if existed {
+                        let old = w.delete(&t, &Obj { id: *id, tag: String::new(), code: 0 }).expect("delete");
+                        let want = next_model.remove(id);
+                        if want.is_some() {
                             next_rev += 1;
-                            next_model.remove(id);
                         }
+                        prop_assert_eq!(old.map(|e| (e.object.tag.clone(), e.revision)), want, "delete {} returns the deleted object", id);
                     }
                 }
             }

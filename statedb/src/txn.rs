@@ -2,16 +2,15 @@
 
 use std::any::Any;
 use std::borrow::Borrow;
-use std::cell::RefCell;
 use std::sync::Arc;
 
 use crate::Revision;
 use crate::db::{Db, Root};
 use crate::error::Error;
 use crate::index::Index;
-use crate::key::{INLINE, IndexKey, Key};
+use crate::key::{INLINE, IndexKey, Key, with_encoded};
 use crate::registry::{Query, Registry};
-use crate::state::{Entry, Expect, TableState};
+use crate::state::{Entry, Expect, Scratch, TableState};
 use crate::table::{AnyState, Table, TableMeta};
 use crate::watch::Watch;
 
@@ -19,22 +18,6 @@ mod sealed {
     pub trait Sealed {
         fn state_any(&self, meta: &crate::table::TableMeta) -> &dyn std::any::Any;
     }
-}
-
-thread_local! {
-    static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
-}
-
-/// Encodes `key` into a reused buffer: point lookups must not allocate.
-fn with_encoded<Q: IndexKey + ?Sized, R>(key: &Q, f: impl FnOnce(&[u8]) -> R) -> R {
-    SCRATCH.with(|cell| {
-        let mut buf = cell.take();
-        buf.clear();
-        key.encode(&mut buf);
-        let r = f(&buf);
-        cell.replace(buf);
-        r
-    })
 }
 
 pub(crate) fn state_of<'a, T: Send + Sync + 'static>(
@@ -344,6 +327,7 @@ pub struct WriteTxn {
     base: Arc<Root>,
     locked: Vec<Arc<TableMeta>>,
     touched: Vec<Touched>,
+    scratch: Scratch,
 }
 
 impl sealed::Sealed for WriteTxn {
@@ -368,13 +352,14 @@ impl WriteTxn {
             base,
             locked,
             touched: Vec::new(),
+            scratch: Scratch::default(),
         }
     }
 
     fn state_mut<T: Send + Sync + 'static>(
         &mut self,
         table: &Table<T>,
-    ) -> Result<(&mut TableState<T>, bool), Error> {
+    ) -> Result<(&mut TableState<T>, bool, &mut Scratch), Error> {
         let id = table.meta.id;
         let i = match self.touched.iter().position(|t| t.meta.id == id) {
             Some(i) => i,
@@ -402,7 +387,7 @@ impl WriteTxn {
             .state
             .downcast_mut::<TableState<T>>()
             .expect("invariant: a table's state has the table's type");
-        Ok((st, t.track_deletes))
+        Ok((st, t.track_deletes, &mut self.scratch))
     }
 
     /// Inserts or replaces the object with the same primary key; returns the replaced one.
@@ -412,8 +397,8 @@ impl WriteTxn {
         object: impl Into<Arc<T>>,
     ) -> Result<Option<Entry<T>>, Error> {
         let schema = Arc::clone(&table.schema);
-        let (st, _) = self.state_mut(table)?;
-        st.insert(&schema, object.into(), Expect::Any)
+        let (st, _, scratch) = self.state_mut(table)?;
+        st.insert(&schema, object.into(), Expect::Any, scratch)
     }
 
     /// Replaces the stored object only if it is still at `revision`.
@@ -424,8 +409,8 @@ impl WriteTxn {
         object: impl Into<Arc<T>>,
     ) -> Result<Option<Entry<T>>, Error> {
         let schema = Arc::clone(&table.schema);
-        let (st, _) = self.state_mut(table)?;
-        st.insert(&schema, object.into(), Expect::Revision(revision))
+        let (st, _, scratch) = self.state_mut(table)?;
+        st.insert(&schema, object.into(), Expect::Revision(revision), scratch)
     }
 
     /// Deletes the object with the same primary key as `object`; returns it if it existed.
@@ -435,8 +420,8 @@ impl WriteTxn {
         object: &T,
     ) -> Result<Option<Entry<T>>, Error> {
         let schema = Arc::clone(&table.schema);
-        let (st, track) = self.state_mut(table)?;
-        st.delete(&schema, object, Expect::Any, track)
+        let (st, track, scratch) = self.state_mut(table)?;
+        st.delete(&schema, object, Expect::Any, track, scratch)
     }
 
     /// Deletes the object only if it is still at `revision`.
@@ -447,8 +432,8 @@ impl WriteTxn {
         object: &T,
     ) -> Result<Option<Entry<T>>, Error> {
         let schema = Arc::clone(&table.schema);
-        let (st, track) = self.state_mut(table)?;
-        st.delete(&schema, object, Expect::Revision(revision), track)
+        let (st, track, scratch) = self.state_mut(table)?;
+        st.delete(&schema, object, Expect::Revision(revision), track, scratch)
     }
 
     /// Deletes every object of the table; returns how many there were.
@@ -457,10 +442,10 @@ impl WriteTxn {
         table: &Table<T>,
     ) -> Result<usize, Error> {
         let schema = Arc::clone(&table.schema);
-        let (st, track) = self.state_mut(table)?;
+        let (st, track, scratch) = self.state_mut(table)?;
         let keys: Vec<Key> = st.indexes[0].keys().cloned().collect();
         for k in &keys {
-            st.delete_key(&schema, k.clone(), Expect::Any, track)?;
+            st.delete_key(&schema, k.clone(), Expect::Any, track, scratch)?;
         }
         Ok(keys.len())
     }
@@ -471,7 +456,7 @@ impl WriteTxn {
         table: &Table<T>,
         name: &str,
     ) -> Result<Initializer, Error> {
-        let (st, _) = self.state_mut(table)?;
+        let (st, ..) = self.state_mut(table)?;
         let name: Arc<str> = Arc::from(name);
         let mut pending: Vec<Arc<str>> = st.pending_initializers.to_vec();
         pending.push(Arc::clone(&name));
@@ -495,7 +480,7 @@ impl WriteTxn {
         if init.table_id != table.meta.id {
             return Err(unknown());
         }
-        let (st, _) = self.state_mut(table)?;
+        let (st, ..) = self.state_mut(table)?;
         let mut pending: Vec<Arc<str>> = st.pending_initializers.to_vec();
         let Some(i) = pending.iter().position(|p| Arc::ptr_eq(p, &init.name)) else {
             return Err(unknown());

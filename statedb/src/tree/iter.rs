@@ -30,42 +30,30 @@ impl<'a, K, V> Cursor<'a, K, V> {
         }
     }
 
-    fn next(&mut self) -> Option<(&'a K, &'a V)> {
+    /// The next entry from the front, or from the back if `BACK`.
+    #[inline(always)]
+    fn step<const BACK: bool>(&mut self) -> Option<(&'a K, &'a V)> {
         loop {
-            if let Some(kv) = self.leaf.next() {
-                return Some(kv);
-            }
-            let child = loop {
-                match self.stack.last_mut()?.next() {
-                    Some(child) => break child,
-                    None => {
-                        self.stack.pop();
-                    }
-                }
+            let entry = if BACK {
+                self.leaf.next_back()
+            } else {
+                self.leaf.next()
             };
-            match &**child {
-                Node::Leaf(l) => self.leaf = entries(&l.keys, &l.vals),
-                Node::Branch(b) => self.stack.push(b.children.iter()),
+            if entry.is_some() {
+                return entry;
             }
-        }
-    }
-
-    fn next_back(&mut self) -> Option<(&'a K, &'a V)> {
-        loop {
-            if let Some(kv) = self.leaf.next_back() {
-                return Some(kv);
-            }
-            let child = loop {
-                match self.stack.last_mut()?.next_back() {
-                    Some(child) => break child,
-                    None => {
-                        self.stack.pop();
-                    }
-                }
+            let level = self.stack.last_mut()?;
+            let child = if BACK {
+                level.next_back()
+            } else {
+                level.next()
             };
-            match &**child {
-                Node::Leaf(l) => self.leaf = entries(&l.keys, &l.vals),
-                Node::Branch(b) => self.stack.push(b.children.iter()),
+            match child.map(|c| &**c) {
+                Some(Node::Leaf(l)) => self.leaf = entries(&l.keys, &l.vals),
+                Some(Node::Branch(b)) => self.stack.push(b.children.iter()),
+                None => {
+                    self.stack.pop();
+                }
             }
         }
     }
@@ -97,7 +85,7 @@ impl<'a, K, V> Iterator for Iter<'a, K, V> {
             return None;
         }
         self.remaining -= 1;
-        self.front.next()
+        self.front.step::<false>()
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
@@ -111,7 +99,7 @@ impl<K, V> DoubleEndedIterator for Iter<'_, K, V> {
             return None;
         }
         self.remaining -= 1;
-        self.back.next_back()
+        self.back.step::<true>()
     }
 }
 
@@ -163,7 +151,7 @@ impl<'a, K: Ord, V> Iterator for Range<'a, K, V> {
     type Item = (&'a K, &'a V);
 
     fn next(&mut self) -> Option<Self::Item> {
-        let (k, v) = self.cursor.next()?;
+        let (k, v) = self.cursor.step::<false>()?;
         let within = match &self.end {
             Bound::Included(end) => k <= end,
             Bound::Excluded(end) => k < end,

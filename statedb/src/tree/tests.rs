@@ -1,11 +1,12 @@
 use std::collections::BTreeMap;
 use std::ops::Bound;
+use std::sync::Arc;
 
 use proptest::prelude::*;
 
 use super::PMap;
 use super::diff::DiffItem;
-use super::node::CAP;
+use super::node::{CAP, Node};
 
 #[derive(Clone, Debug)]
 enum Op {
@@ -180,8 +181,8 @@ fn fills_and_drains_in_order() {
     }
 }
 
-/// A write copies only its path: the untouched leaves stay shared with the snapshot, and the
-/// diff between the two finds just the one change.
+/// A write copies only its path: every leaf but the one written stays shared with the
+/// snapshot, and the diff between the two finds just the one change.
 #[test]
 fn writes_share_untouched_subtrees() {
     let mut tree = PMap::new();
@@ -191,28 +192,31 @@ fn writes_share_untouched_subtrees() {
     let snapshot = tree.clone();
     tree.insert(1000, 1);
     let shared = shared_leaves(&snapshot, &tree);
-    let leaves = tree.iter().len().div_ceil(CAP);
-    assert!(
-        shared + 1 >= leaves / 2,
-        "{shared} of about {leaves} leaves shared"
+    let leaves = leaves(&tree).len();
+    assert!(leaves >= 2000 / CAP, "{leaves} leaves");
+    assert_eq!(
+        leaves,
+        self::leaves(&snapshot).len(),
+        "a replace splits nothing"
     );
+    assert_eq!(shared, leaves - 1, "all leaves but the written one shared");
     assert_eq!(tree_diff(&snapshot, &tree), vec![(1000, Some(0), Some(1))]);
     assert_eq!(snapshot.get(&1000), Some(&0), "the snapshot is unchanged");
 }
 
-fn shared_leaves(a: &PMap<u16, u32>, b: &PMap<u16, u32>) -> usize {
-    use std::sync::Arc;
-
-    use super::node::Node;
-
-    fn leaves(n: &Arc<Node<u16, u32>>, out: &mut Vec<*const Node<u16, u32>>) {
+fn leaves(map: &PMap<u16, u32>) -> Vec<*const Node<u16, u32>> {
+    fn walk(n: &Arc<Node<u16, u32>>, out: &mut Vec<*const Node<u16, u32>>) {
         match &**n {
             Node::Leaf(_) => out.push(Arc::as_ptr(n)),
-            Node::Branch(b) => b.children.iter().for_each(|c| leaves(c, out)),
+            Node::Branch(b) => b.children.iter().for_each(|c| walk(c, out)),
         }
     }
-    let (mut la, mut lb) = (Vec::new(), Vec::new());
-    leaves(&a.root, &mut la);
-    leaves(&b.root, &mut lb);
+    let mut out = Vec::new();
+    walk(&map.root, &mut out);
+    out
+}
+
+fn shared_leaves(a: &PMap<u16, u32>, b: &PMap<u16, u32>) -> usize {
+    let (la, lb) = (leaves(a), leaves(b));
     la.iter().filter(|p| lb.contains(p)).count()
 }
