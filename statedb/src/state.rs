@@ -155,7 +155,6 @@ impl<T: 'static> TableState<T> {
         // Check unique secondary indexes before touching anything so a failed insert leaves
         // the transaction as it was. An index entry is a copy of its object's primary entry, so
         // the key belongs to this object exactly when the two entries are the same write.
-        let current = self.indexes[0].get(&pk);
         for (pos, def) in schema.indexes.iter().enumerate().skip(1) {
             if !def.unique {
                 continue;
@@ -163,8 +162,10 @@ impl<T: 'static> TableState<T> {
             keys.clear();
             (def.keys)(&object, keys);
             for k in keys.iter() {
+                // Looked up only on a hit, so writes to tables without a unique secondary
+                // index pay nothing for this check.
                 if let Some(existing) = self.indexes[pos].get(k)
-                    && current != Some(existing)
+                    && self.indexes[0].get(&pk) != Some(existing)
                 {
                     return Err(Error::UniqueConflict {
                         table: schema.name,
