@@ -11,6 +11,9 @@ use statedb::{Db, Index, KeySet, Table, TableSchema};
 pub struct Endpoint {
     /// The runtime's container (sandbox) id, `CNI_CONTAINERID`.
     pub container_id: String,
+    /// The node-local endpoint id (1..=65535), stable for the endpoint's life and across agent
+    /// restarts: it is the first field of the endpoint's policy map keys.
+    pub id: u16,
     /// `None` outside Kubernetes (no `K8S_POD_*` in `CNI_ARGS`).
     pub pod: Option<PodName>,
     /// Path of the pod's network namespace.
@@ -52,6 +55,9 @@ pub const ENDPOINT_CONTAINER: Index<Endpoint, String> =
     Index::new("container", true, |e| KeySet::One(e.container_id.clone()));
 
 /// Unique: IPAM never hands out one address twice.
+/// Unique: ids are handed out once per endpoint.
+pub const ENDPOINT_ID: Index<Endpoint, u16> = Index::new("id", true, |e| KeySet::One(e.id));
+
 pub const ENDPOINT_IPV4: Index<Endpoint, Ipv4Addr> =
     Index::new("ipv4", true, |e| KeySet::One(e.ipv4));
 
@@ -64,6 +70,7 @@ pub const ENDPOINT_POD: Index<Endpoint, (String, String)> =
 pub fn register_endpoints_table(db: &Db) -> Result<Table<Endpoint>, statedb::Error> {
     db.register_table(
         TableSchema::new("endpoints", ENDPOINT_CONTAINER)
+            .with_index(ENDPOINT_ID)
             .with_index(ENDPOINT_IPV4)
             .with_index(ENDPOINT_POD),
     )

@@ -2,7 +2,9 @@
 //! table and makes a target (routing table, BPF maps, ...) match it, writing a status back per
 //! object.
 
+pub mod datapath;
 pub mod endpoints;
+pub mod objects;
 pub mod operations;
 pub mod reconciler;
 pub mod routes;

@@ -117,6 +117,10 @@ pub enum EndpointState {
 #[serde(rename_all = "camelCase")]
 pub struct Endpoint {
     pub container_id: String,
+    /// The node-local endpoint id, as `myelin endpoint list` shows it. 0 in state saved by an
+    /// agent that had no ids; it is assigned on restore.
+    #[serde(default)]
+    pub id: u16,
     pub ifname: String,
     pub netns: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -4,7 +4,8 @@
 use std::sync::{Mutex, PoisonError};
 
 use reconcilers::endpoints::{
-    ENDPOINT_CONTAINER, Endpoint, EndpointState, HostLink, PodName, register_endpoints_table,
+    ENDPOINT_CONTAINER, ENDPOINT_ID, Endpoint, EndpointState, HostLink, PodName,
+    register_endpoints_table,
 };
 use schema::agent_api::{
     self, AgentStatus, ApiError, Deleted, EndpointAdd, EndpointReady, EndpointRef, ErrorCode,
@@ -41,6 +42,8 @@ pub(crate) enum RestoreError {
     Ipam(#[from] IpamError),
     #[error("{0}")]
     Invalid(ApiError),
+    #[error("every endpoint id is taken")]
+    NoEndpointId,
 }
 
 pub(crate) struct Agent {
@@ -60,7 +63,10 @@ impl Agent {
         let mut txn = db.write_txn(&[&endpoints]);
         for wire in &saved {
             let mut restore = || -> Result<Endpoint, RestoreError> {
-                let endpoint = from_wire(wire).map_err(RestoreError::Invalid)?;
+                let mut endpoint = from_wire(wire).map_err(RestoreError::Invalid)?;
+                if endpoint.id == 0 || txn.get(&endpoints, &ENDPOINT_ID, &endpoint.id).is_some() {
+                    endpoint.id = free_id(&txn, &endpoints).ok_or(RestoreError::NoEndpointId)?;
+                }
                 ipam.reserve(endpoint.ipv4, &endpoint.container_id)?;
                 Ok(endpoint)
             };
@@ -160,12 +166,19 @@ impl Agent {
             self.commit(Some(&endpoint), None)?;
             return Ok(Response::Endpoint(to_wire(&endpoint)));
         }
+        let Some(id) = free_id(&self.db.read_txn(), &self.endpoints) else {
+            return Err(ApiError::new(
+                ErrorCode::Exhausted,
+                "every endpoint id (1..=65535) is taken",
+            ));
+        };
         let ipv4 = ipam.allocate(&add.container_id).map_err(|err| {
             tracing::warn!(container_id = %add.container_id, error = %err, "cannot allocate");
             ApiError::new(ErrorCode::Exhausted, err.to_string())
         })?;
         let endpoint = Endpoint {
             container_id: add.container_id,
+            id,
             pod: add.pod.map(pod_name),
             netns: add.netns,
             ifname: add.ifname,
@@ -246,6 +259,20 @@ impl Agent {
     }
 }
 
+/// The lowest endpoint id no endpoint has. Cilium's ids are small numbers too, which keeps
+/// `endpoint list` and `bpf policy get ID` readable.
+fn free_id(txn: &impl Txn, endpoints: &Table<Endpoint>) -> Option<u16> {
+    let mut next: u16 = 1;
+    // The id index iterates in id order.
+    for entry in txn.lower_bound(endpoints, &ENDPOINT_ID, &1u16) {
+        if entry.object.id != next {
+            break;
+        }
+        next = next.checked_add(1)?;
+    }
+    Some(next)
+}
+
 /// The CNI spec's container ids and Linux's interface names, as the plugin checks them too.
 fn validate_ref(container_id: &str, ifname: &str) -> Result<(), ApiError> {
     if agent_api::container_id_problem(container_id).is_some() {
@@ -292,6 +319,7 @@ fn pod_name(pod: agent_api::PodRef) -> PodName {
 fn to_wire(endpoint: &Endpoint) -> agent_api::Endpoint {
     agent_api::Endpoint {
         container_id: endpoint.container_id.clone(),
+        id: endpoint.id,
         ifname: endpoint.ifname.clone(),
         netns: endpoint.netns.clone(),
         pod: endpoint.pod.as_ref().map(|pod| agent_api::PodRef {
@@ -334,6 +362,7 @@ fn from_wire(wire: &agent_api::Endpoint) -> Result<Endpoint, ApiError> {
     };
     Ok(Endpoint {
         container_id: wire.container_id.clone(),
+        id: wire.id,
         pod: wire.pod.clone().map(pod_name),
         netns: wire.netns.clone(),
         ifname: wire.ifname.clone(),

@@ -84,7 +84,7 @@ fn endpoint_lifecycle() {
     let got = agent.handle(Request::EndpointGet(key("a")));
     assert_eq!(got, Response::Endpoint(endpoint));
     expect![[r#"
-        {"response":"endpoint","containerId":"a","ifname":"eth0","netns":"/run/netns/a","pod":{"namespace":"default","name":"pod-a"},"ipv4":"10.244.0.2","gateway":"169.254.1.1","host":{"ifindex":42,"ifname":"lxc1","mac":"02:00:00:00:00:01"},"containerMac":"02:00:00:00:00:02","state":"ready"}
+        {"response":"endpoint","containerId":"a","id":1,"ifname":"eth0","netns":"/run/netns/a","pod":{"namespace":"default","name":"pod-a"},"ipv4":"10.244.0.2","gateway":"169.254.1.1","host":{"ifindex":42,"ifname":"lxc1","mac":"02:00:00:00:00:01"},"containerMac":"02:00:00:00:00:02","state":"ready"}
     "#]]
     .assert_eq(&String::from_utf8(schema::agent_api::encode_line(&got)).expect("utf-8"));
 

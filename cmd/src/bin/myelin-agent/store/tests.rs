@@ -9,6 +9,7 @@ use crate::testdir::TestDir;
 fn endpoint(id: &str, host: u8) -> Endpoint {
     Endpoint {
         container_id: id.to_owned(),
+        id: u16::from(host),
         ifname: "eth0".to_owned(),
         netns: format!("/run/netns/{id}"),
         pod: None,
@@ -37,8 +38,8 @@ fn saves_and_loads_endpoints() {
         saved
     );
     expect![[r#"
-        {"containerId":"a","ifname":"eth0","netns":"/run/netns/a","ipv4":"10.244.0.2","gateway":"169.254.1.1","state":"waiting-for-netns"}
-        {"containerId":"b","ifname":"eth0","netns":"/run/netns/b","ipv4":"10.244.0.3","gateway":"169.254.1.1","state":"waiting-for-netns"}
+        {"containerId":"a","id":2,"ifname":"eth0","netns":"/run/netns/a","ipv4":"10.244.0.2","gateway":"169.254.1.1","state":"waiting-for-netns"}
+        {"containerId":"b","id":3,"ifname":"eth0","netns":"/run/netns/b","ipv4":"10.244.0.3","gateway":"169.254.1.1","state":"waiting-for-netns"}
     "#]]
     .assert_eq(&std::fs::read_to_string(store.path()).expect("read"));
 
