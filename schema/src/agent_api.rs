@@ -14,15 +14,21 @@ use std::net::Ipv4Addr;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+mod cli;
 #[cfg(test)]
 mod tests;
+
+pub use cli::{
+    Applied, BpfPolicy, BpfPolicyEntry, BpfPolicyGet, EndpointList, EndpointRow, IdentityList,
+    IdentityRow, Manifest, ObjectAction, ObjectResult, PolicyRules, ReconcilerHealth,
+};
 
 /// Where the agent listens unless told otherwise (the CNI config's `agentSocket`).
 pub const DEFAULT_SOCKET: &str = "/run/myelin/agent.sock";
 
 /// Longest line either side accepts; a longer one is a protocol error, not a reason to buffer
 /// without bound.
-pub const MAX_LINE_BYTES: usize = 1 << 20;
+pub const MAX_LINE_BYTES: usize = 16 << 20;
 
 /// The link-local gateway every pod routes through (Calico-style): the host end of the pod's
 /// veth answers for it, so no address of the node's networks is spent on gateways.
@@ -41,8 +47,20 @@ pub enum Request {
     EndpointDelete(EndpointRef),
     /// The endpoint as recorded, for CNI CHECK.
     EndpointGet(EndpointRef),
-    /// Whether the agent can serve ADDs, and its address pool.
+    /// Whether the agent can serve ADDs, its address pool and its reconcilers' health.
     Status,
+    /// Store the objects of a manifest, as `kubectl apply -f`.
+    Apply(Manifest),
+    /// Remove the objects a manifest names, as `kubectl delete -f`.
+    Delete(Manifest),
+    /// The node's endpoints, as `cilium endpoint list`.
+    EndpointList,
+    /// The identities the node knows, as `cilium identity list`.
+    IdentityList,
+    /// The policies in force, translated into Cilium's rule model, as `cilium policy get`.
+    PolicyGet,
+    /// What one endpoint's policy map holds in the kernel, as `cilium bpf policy get`.
+    BpfPolicyGet(BpfPolicyGet),
 }
 
 /// The answer to one [`Request`].
@@ -53,6 +71,11 @@ pub enum Response {
     /// The endpoint that was deleted, if there was one.
     Deleted(Deleted),
     Status(AgentStatus),
+    Applied(Applied),
+    Endpoints(EndpointList),
+    Identities(IdentityList),
+    Policy(PolicyRules),
+    BpfPolicy(BpfPolicy),
     Error(ApiError),
 }
 
@@ -155,6 +178,13 @@ pub struct AgentStatus {
     pub addresses_total: u32,
     pub addresses_free: u32,
     pub endpoints: u32,
+    /// Absent from agents without a datapath.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reconcilers: Vec<ReconcilerHealth>,
+    #[serde(default)]
+    pub identities: u32,
+    #[serde(default)]
+    pub policies: u32,
 }
 
 /// A request the agent could not serve.

@@ -10,6 +10,7 @@
 //! - [`labels`]: sourced labels, label sets and the selector model that matches them.
 //! - [`validate`]: semantic checks, every error as `ns/name: spec.path[0].field: problem`.
 //! - [`agent_api`]: requests and responses of the agent's unix socket (CNI plugin, CLI).
+//! - [`embedded`]: the record `myelin up` keeps of what it made, for later commands and `down`.
 //! - [`cidr`], [`port`], [`path`]: small value types the others share.
 //!
 //! This crate depends on no other Myelin crate and does no I/O beyond reading manifest files.
@@ -17,6 +18,7 @@
 pub mod agent_api;
 pub mod cidr;
 pub mod cilium;
+pub mod embedded;
 pub mod labels;
 pub mod manifest;
 pub mod object;

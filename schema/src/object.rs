@@ -81,6 +81,18 @@ impl Kind {
         }
     }
 
+    /// The resource name kubectl prints (`pod`, `ciliumnetworkpolicy.cilium.io`).
+    pub fn resource(self) -> &'static str {
+        match self {
+            Kind::Namespace => "namespace",
+            Kind::Pod => "pod",
+            Kind::Service => "service",
+            Kind::NetworkPolicy => "networkpolicy.networking.k8s.io",
+            Kind::CiliumNetworkPolicy => "ciliumnetworkpolicy.cilium.io",
+            Kind::CiliumClusterwideNetworkPolicy => "ciliumclusterwidenetworkpolicy.cilium.io",
+        }
+    }
+
     /// Whether objects of this kind live in a namespace.
     pub fn is_namespaced(self) -> bool {
         !matches!(self, Kind::Namespace | Kind::CiliumClusterwideNetworkPolicy)
@@ -137,6 +149,20 @@ impl Object {
         self.metadata().namespace.as_deref()
     }
 
+    /// The object as JSON with `apiVersion` and `kind`: a manifest [`crate::manifest::parse_str`]
+    /// reads back into an equal object.
+    pub fn to_json(&self) -> String {
+        let json = match self {
+            Object::Namespace(o) => serde_json::to_string(o),
+            Object::Pod(o) => serde_json::to_string(o),
+            Object::Service(o) => serde_json::to_string(o),
+            Object::NetworkPolicy(o) => serde_json::to_string(o),
+            Object::CiliumNetworkPolicy(o) => serde_json::to_string(o),
+            Object::CiliumClusterwideNetworkPolicy(o) => serde_json::to_string(o),
+        };
+        json.expect("invariant: API objects have string keys and no fallible serializers")
+    }
+
     /// The object's reference for messages (the namespace is dropped for cluster-scoped kinds).
     pub fn object_ref(&self) -> ObjectRef {
         ObjectRef::of(self.kind(), self.metadata())
@@ -165,3 +191,6 @@ impl fmt::Display for ObjectRef {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -2,6 +2,7 @@ use std::net::Ipv4Addr;
 
 use expect_test::{Expect, expect};
 
+use super::ReconcilerHealth;
 use super::*;
 
 fn pod() -> PodRef {
@@ -22,6 +23,7 @@ fn host() -> HostInterface {
 fn ready_endpoint() -> Endpoint {
     Endpoint {
         container_id: "c0ffee".to_owned(),
+        id: 7,
         ifname: "eth0".to_owned(),
         netns: "/run/netns/pod".to_owned(),
         pod: Some(pod()),
@@ -93,7 +95,7 @@ fn responses_are_tagged_lines() {
     check_line(
         &Response::Endpoint(ready_endpoint()),
         expect![[r#"
-            {"response":"endpoint","containerId":"c0ffee","ifname":"eth0","netns":"/run/netns/pod","pod":{"namespace":"default","name":"deathstar-1"},"ipv4":"10.244.0.2","gateway":"169.254.1.1","host":{"ifindex":7,"ifname":"lxc0123456789ab","mac":"02:00:00:00:00:01"},"containerMac":"02:00:00:00:00:02","state":"ready"}
+            {"response":"endpoint","containerId":"c0ffee","id":7,"ifname":"eth0","netns":"/run/netns/pod","pod":{"namespace":"default","name":"deathstar-1"},"ipv4":"10.244.0.2","gateway":"169.254.1.1","host":{"ifindex":7,"ifname":"lxc0123456789ab","mac":"02:00:00:00:00:01"},"containerMac":"02:00:00:00:00:02","state":"ready"}
         "#]],
     );
     check_line(
@@ -108,9 +110,16 @@ fn responses_are_tagged_lines() {
             addresses_total: 253,
             addresses_free: 252,
             endpoints: 1,
+            reconcilers: vec![ReconcilerHealth {
+                name: "policy-entries".to_owned(),
+                state: "ok".to_owned(),
+                failing: Vec::new(),
+            }],
+            identities: 12,
+            policies: 1,
         }),
         expect![[r#"
-            {"response":"status","podCidr":"10.244.0.0/24","addressesTotal":253,"addressesFree":252,"endpoints":1}
+            {"response":"status","podCidr":"10.244.0.0/24","addressesTotal":253,"addressesFree":252,"endpoints":1,"reconcilers":[{"name":"policy-entries","state":"ok"}],"identities":12,"policies":1}
         "#]],
     );
     check_line(
@@ -147,9 +156,9 @@ fn errors_name_the_message_and_the_problem() {
         expected.assert_eq(&err.to_string());
     };
     check(
-        br#"{"request":"endpoint-list"}"#,
+        br#"{"request":"endpoint-frobnicate"}"#,
         expect![
-            "decode request: unknown variant `endpoint-list`, expected one of `endpoint-add`, `endpoint-ready`, `endpoint-delete`, `endpoint-get`, `status` at line 1 column 26"
+            "decode request: unknown variant `endpoint-frobnicate`, expected one of `endpoint-add`, `endpoint-ready`, `endpoint-delete`, `endpoint-get`, `status`, `apply`, `delete`, `endpoint-list`, `identity-list`, `policy-get`, `bpf-policy-get` at line 1 column 32"
         ],
     );
     check(

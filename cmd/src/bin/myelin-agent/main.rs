@@ -3,6 +3,7 @@
 
 mod agent;
 mod ipam;
+mod objects;
 mod server;
 mod store;
 #[cfg(test)]

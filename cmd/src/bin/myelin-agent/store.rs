@@ -1,4 +1,5 @@
-//! The agent's state directory: every endpoint, one JSON line each, in `endpoints.jsonl`.
+//! The agent's state directory: every endpoint, one JSON line each, in `endpoints.jsonl` (and
+//! the applied objects in `objects.jsonl`, see `objects.rs`).
 //!
 //! Rewritten whole on each change through a temporary file that is fsynced and renamed over the
 //! old one (and the directory fsynced), so a crash leaves either the old or the new state, never
@@ -93,20 +94,30 @@ impl Store {
         &self,
         endpoints: impl IntoIterator<Item = &'a Endpoint>,
     ) -> Result<(), StoreError> {
-        let path = self.path();
-        let tmp = self.dir.join(format!("{FILE}.tmp"));
-        let write = || -> io::Result<()> {
-            let mut file = File::create(&tmp)?;
-            let mut buf = Vec::new();
-            for endpoint in endpoints {
-                buf.extend_from_slice(&agent_api::encode_line(endpoint));
-            }
-            file.write_all(&buf)?;
-            file.sync_all()?;
-            fs::rename(&tmp, &path)?;
-            // The rename is durable only once the directory entry is.
-            File::open(&self.dir)?.sync_all()
-        };
-        write().map_err(|source| StoreError::Write { path, source })
+        let mut buf = Vec::new();
+        for endpoint in endpoints {
+            buf.extend_from_slice(&agent_api::encode_line(endpoint));
+        }
+        replace_file(&self.dir, FILE, &buf)
     }
+
+    pub(crate) fn dir(&self) -> &Path {
+        &self.dir
+    }
+}
+
+/// Replaces `dir/name` with `contents` through a fsynced temporary file and a rename, so a
+/// crash leaves the old or the new contents, never a torn file.
+pub(crate) fn replace_file(dir: &Path, name: &str, contents: &[u8]) -> Result<(), StoreError> {
+    let path = dir.join(name);
+    let tmp = dir.join(format!("{name}.tmp"));
+    let write = || -> io::Result<()> {
+        let mut file = File::create(&tmp)?;
+        file.write_all(contents)?;
+        file.sync_all()?;
+        fs::rename(&tmp, &path)?;
+        // The rename is durable only once the directory entry is.
+        File::open(dir)?.sync_all()
+    };
+    write().map_err(|source| StoreError::Write { path, source })
 }

@@ -6,11 +6,21 @@
     reason = "a CLI prints its results and errors"
 )]
 
+mod client;
+mod embedded;
+mod inspect;
 mod policy;
 
+use std::io::IsTerminal as _;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+use crate::client::Client;
+use crate::embedded::{RunDir, UpArgs};
 
 #[derive(Parser)]
 #[command(
@@ -19,22 +29,168 @@ use clap::{Parser, Subcommand};
     about = "Kubernetes networking and security, Cilium-style"
 )]
 struct Cli {
+    /// Holds the agent's socket and state and the record of the embedded node.
+    #[arg(long, global = true, env = "MYELIN_RUN_DIR", default_value = "/run/myelin")]
+    run_dir: PathBuf,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Subcommand)]
 enum Command {
-    /// Work with network policies offline.
+    /// Start an embedded node: the agent, and every Pod in DIR as a network namespace.
+    Up(UpArgs),
+    /// Stop the embedded node and remove every namespace, link, pin and process it made.
+    Down,
+    /// Create or update the objects of manifests (files or directories), as `kubectl apply -f`.
+    Apply {
+        #[arg(short = 'f', long = "filename", required = true)]
+        paths: Vec<PathBuf>,
+    },
+    /// Delete the objects manifests name, as `kubectl delete -f`.
+    Delete {
+        #[arg(short = 'f', long = "filename", required = true)]
+        paths: Vec<PathBuf>,
+    },
+    /// Run a command inside a pod's network namespace: `myelin exec default/xwing -- curl ...`.
+    Exec {
+        /// NAMESPACE/POD, or POD in `default`.
+        pod: String,
+        #[arg(last = true, required = true)]
+        command: Vec<String>,
+    },
+    /// The node's endpoints.
+    Endpoint {
+        #[command(subcommand)]
+        command: ListCommand,
+    },
+    /// The security identities the node knows.
+    Identity {
+        #[command(subcommand)]
+        command: ListCommand,
+    },
+    /// The agent's health.
+    Status,
+    /// The datapath's maps as the kernel holds them.
+    Bpf {
+        #[command(subcommand)]
+        command: BpfCommand,
+    },
+    /// Work with network policies (offline with --manifests, else the agent's).
     Policy {
         #[command(subcommand)]
         command: policy::Command,
     },
 }
 
+#[derive(Subcommand)]
+enum ListCommand {
+    List,
+}
+
+#[derive(Subcommand)]
+enum BpfCommand {
+    /// One map.
+    Policy {
+        #[command(subcommand)]
+        command: BpfPolicyCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum BpfPolicyCommand {
+    /// The policy map entries of one endpoint.
+    Get { endpoint: u16 },
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {
-        Command::Policy { command } => policy::run(command),
+    install_subscriber();
+    let run = RunDir::new(cli.run_dir);
+    let client = Client::new(&run.socket());
+    let result = match cli.command {
+        Command::Policy {
+            command: policy::Command::Get { manifests },
+        } if manifests.is_empty() => inspect::policy_get(&client).map(|()| true),
+        Command::Policy { command } => return policy::run(command),
+        Command::Up(args) => embedded::up(&run, &args).map(|()| true),
+        Command::Down => embedded::down(&run).map(|()| true),
+        Command::Apply { paths } => embedded::change(&run, &paths, false),
+        Command::Delete { paths } => embedded::change(&run, &paths, true),
+        Command::Exec { pod, command } => return exec(&run, &pod, &command),
+        Command::Endpoint {
+            command: ListCommand::List,
+        } => inspect::endpoint_list(&client).map(|()| true),
+        Command::Identity {
+            command: ListCommand::List,
+        } => inspect::identity_list(&client).map(|()| true),
+        Command::Status => inspect::status(&client),
+        Command::Bpf {
+            command:
+                BpfCommand::Policy {
+                    command: BpfPolicyCommand::Get { endpoint },
+                },
+        } => inspect::bpf_policy_get(&client, endpoint).map(|()| true),
+    };
+    match result {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
     }
+}
+
+fn exec(run: &RunDir, pod: &str, command: &[String]) -> ExitCode {
+    let found = (|| -> Result<String> {
+        let instance = run
+            .load()?
+            .context("no embedded node is up (`myelin up DIR` starts one)")?;
+        let key = if pod.contains('/') {
+            pod.to_owned()
+        } else {
+            format!("default/{pod}")
+        };
+        instance
+            .pods
+            .get(&key)
+            .map(|p| p.netns.clone())
+            .with_context(|| format!("no pod {key}"))
+    })();
+    let netns = match found {
+        Ok(netns) => netns,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    // `ip netns exec` also mounts /etc/netns/<netns>/hosts, so names resolve in the pod.
+    match std::process::Command::new("ip")
+        .args(["netns", "exec", &netns])
+        .args(command)
+        .status()
+    {
+        Ok(status) => ExitCode::from(
+            status
+                .code()
+                .and_then(|c| u8::try_from(c).ok())
+                .unwrap_or(1),
+        ),
+        Err(err) => {
+            eprintln!("error: run ip netns exec: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Warnings and errors to stderr; `MYELIN_LOG` sets the filter.
+fn install_subscriber() {
+    let directives = std::env::var("MYELIN_LOG").unwrap_or_else(|_| "warn".to_owned());
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::new(directives))
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .without_time()
+        .init();
 }

@@ -31,9 +31,10 @@ pub(crate) enum Command {
     },
     /// Explain the verdict for one connection, on both ends.
     Trace(Box<eval::TraceArgs>),
-    /// Print the translated rules as JSON, as `cilium policy get` does.
+    /// Print the translated rules as JSON, as `cilium policy get` does: of the manifests, or
+    /// without --manifests, the running agent's.
     Get {
-        #[arg(long = "manifests", required = true)]
+        #[arg(long = "manifests")]
         manifests: Vec<PathBuf>,
     },
 }

@@ -1,0 +1,345 @@
+//! Embedded mode: one machine, no Kubernetes. `myelin up DIR` makes a node network namespace,
+//! starts `myelin-agent` in it, applies DIR's objects and turns every Pod into a network
+//! namespace through the CNI plugin (the kubelet's job), serving its ports. What it made is
+//! recorded in the run directory so that `apply`, `delete`, `exec`, `probe` and `down` find it.
+
+mod hosts;
+mod pods;
+mod rundir;
+mod system;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use schema::agent_api::{Applied, Manifest, ObjectAction, Request, Response};
+use schema::embedded::Instance;
+use schema::k8s_openapi::api::core::v1::{Pod, Service};
+use schema::manifest;
+use schema::object::{DEFAULT_NAMESPACE, Object};
+
+pub(crate) use self::rundir::RunDir;
+use crate::client::Client;
+
+/// How long `up` waits for the agent to answer.
+const AGENT_START_TIMEOUT: Duration = Duration::from_secs(20);
+
+#[derive(clap::Args)]
+pub(crate) struct UpArgs {
+    /// A directory of manifests (and its `app/` subdirectory, if it has one), or a file.
+    dir: PathBuf,
+    /// Prefix of the namespaces, container ids and pins this node makes.
+    #[arg(long, default_value = "myelin")]
+    name: String,
+    /// Where pod addresses come from.
+    #[arg(long, default_value = "10.244.0.0/24")]
+    pod_cidr: String,
+}
+
+pub(crate) fn up(run: &RunDir, args: &UpArgs) -> Result<()> {
+    if let Some(instance) = run.load()? {
+        if system::is_running(instance.agent_pid) {
+            bail!(
+                "embedded node {:?} is already up (run dir {}); `myelin down` first",
+                instance.name,
+                run.path().display()
+            );
+        }
+        tracing::warn!(name = %instance.name, "a previous node's agent is gone; cleaning up");
+        down(run)?;
+    }
+    if !args.name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') || args.name.len() > 32
+    {
+        bail!("--name {:?}: use up to 32 letters, digits and '-'", args.name);
+    }
+    let objects = read_manifests(&manifest_paths(&args.dir)?)?;
+    run.create()?;
+    let node_netns = format!("{}-node", args.name);
+    system::netns_add(&node_netns)?;
+    system::ip(&["-n", &node_netns, "link", "set", "lo", "up"])?;
+    system::in_netns(&node_netns, &["sysctl", "-qw", "net.ipv4.ip_forward=1"])?;
+    let pin_dir = format!("/sys/fs/bpf/{}", args.name);
+    let agent_pid = system::spawn_in_netns(
+        &node_netns,
+        &system::sibling("myelin-agent")?,
+        &[
+            "--socket".into(),
+            run.socket().into_os_string(),
+            "--state-dir".into(),
+            run.state_dir().into_os_string(),
+            "--pod-cidr".into(),
+            args.pod_cidr.clone().into(),
+            "--bpf-pin-dir".into(),
+            pin_dir.clone().into(),
+        ],
+        &run.log("agent"),
+    )?;
+    let mut instance = Instance {
+        name: args.name.clone(),
+        pod_cidr: args.pod_cidr.clone(),
+        node_netns,
+        agent_pid,
+        pin_dir,
+        pods: BTreeMap::new(),
+        services: BTreeMap::new(),
+    };
+    run.save(&instance)?;
+    let client = Client::new(&run.socket());
+    wait_for_agent(&client, agent_pid, &run.log("agent"))?;
+    let applied = apply_objects(run, &mut instance, &client, &objects)?;
+    print_applied(&applied);
+    for (key, pod) in &instance.pods {
+        println!("{key}\t{}\t{}", pod.ipv4, pod.netns);
+    }
+    println!(
+        "\nnode {:?} is up. Try: myelin exec {} -- ip -4 addr; myelin endpoint list; myelin down",
+        instance.name,
+        instance.pods.keys().next().map_or("NS/POD", String::as_str)
+    );
+    Ok(())
+}
+
+/// Stops and removes everything the recorded node made; what is already gone is skipped.
+pub(crate) fn down(run: &RunDir) -> Result<()> {
+    let Some(mut instance) = run.load()? else {
+        println!("nothing is up (run dir {})", run.path().display());
+        return Ok(());
+    };
+    let keys: Vec<String> = instance.pods.keys().cloned().collect();
+    for key in keys {
+        if let Err(err) = pods::stop(run, &mut instance, &key) {
+            tracing::warn!(pod = %key, error = %format!("{err:#}"), "cleanup");
+        }
+    }
+    system::terminate(instance.agent_pid);
+    system::netns_delete(&instance.node_netns);
+    system::remove_tree(Path::new(&instance.pin_dir));
+    run.remove()?;
+    println!("node {:?} is down", instance.name);
+    Ok(())
+}
+
+/// `myelin apply -f` / `myelin delete -f` against the agent, then starting or stopping the pods
+/// that were created or deleted, when an embedded node is up.
+pub(crate) fn change(run: &RunDir, paths: &[PathBuf], delete: bool) -> Result<bool> {
+    let client = Client::new(&run.socket());
+    let mut ok = true;
+    let mut instance = run.load()?;
+    for path in manifest_files(paths)? {
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("read {}", path.display()))?;
+        let source = path.display().to_string();
+        let objects = manifest::parse_str(&source, &text);
+        let request_manifest = Manifest {
+            source,
+            text,
+            wait: true,
+        };
+        let applied = if delete {
+            expect_applied(client.request(&Request::Delete(request_manifest))?)?
+        } else {
+            expect_applied(client.request(&Request::Apply(request_manifest))?)?
+        };
+        print_applied(&applied);
+        ok &= applied
+            .results
+            .iter()
+            .all(|r| r.action != ObjectAction::Invalid);
+        if let Some(instance) = instance.as_mut() {
+            let objects: Vec<Object> = objects.into_iter().filter_map(Result::ok).collect();
+            follow_pods(run, instance, &applied, &objects, delete)?;
+        }
+    }
+    Ok(ok)
+}
+
+fn apply_objects(
+    run: &RunDir,
+    instance: &mut Instance,
+    client: &Client,
+    objects: &[(String, Object)],
+) -> Result<Applied> {
+    let mut results = Vec::new();
+    let mut parsed = Vec::new();
+    for (source, object) in objects {
+        parsed.push(object.clone());
+        let manifest = Manifest {
+            source: source.clone(),
+            text: object.to_json(),
+            wait: true,
+        };
+        results.extend(expect_applied(client.request(&Request::Apply(manifest))?)?.results);
+    }
+    let applied = Applied { results };
+    follow_pods(run, instance, &applied, &parsed, false)?;
+    Ok(applied)
+}
+
+/// Starts pods that were created, stops pods that were deleted, refreshes every pod's hosts.
+fn follow_pods(
+    run: &RunDir,
+    instance: &mut Instance,
+    applied: &Applied,
+    objects: &[Object],
+    delete: bool,
+) -> Result<()> {
+    for object in objects {
+        let key = format!(
+            "{}/{}",
+            object.namespace().unwrap_or(DEFAULT_NAMESPACE),
+            object.name().unwrap_or_default()
+        );
+        let result = applied.results.iter().find(|r| {
+            r.resource == object.kind().resource()
+                && r.name == object.name().unwrap_or_default()
+                && r.namespace.as_deref().unwrap_or(DEFAULT_NAMESPACE)
+                    == object.namespace().unwrap_or(DEFAULT_NAMESPACE)
+        });
+        let Some(action) = result.map(|r| r.action) else {
+            continue;
+        };
+        match object {
+            Object::Pod(_) if delete && action == ObjectAction::Deleted => {
+                pods::stop(run, instance, &key)?;
+            }
+            Object::Pod(pod) if !delete && action == ObjectAction::Created => {
+                pods::start(run, instance, &key, pod)?;
+            }
+            Object::Pod(pod) if !delete && action == ObjectAction::Configured => {
+                if let Some(record) = instance.pods.get_mut(&key) {
+                    record.labels = labels(pod);
+                }
+            }
+            Object::Service(_) if delete && action == ObjectAction::Deleted => {
+                instance.services.remove(&key);
+            }
+            Object::Service(svc) if !delete && action != ObjectAction::Invalid => {
+                instance.services.insert(key, selector(svc));
+            }
+            _ => {}
+        }
+        run.save(instance)?;
+    }
+    hosts::write_all(instance)?;
+    run.save(instance)
+}
+
+fn labels(pod: &Pod) -> BTreeMap<String, String> {
+    pod.metadata.labels.clone().unwrap_or_default()
+}
+
+fn selector(svc: &Service) -> BTreeMap<String, String> {
+    svc.spec
+        .as_ref()
+        .and_then(|spec| spec.selector.clone())
+        .unwrap_or_default()
+}
+
+fn expect_applied(response: Response) -> Result<Applied> {
+    match response {
+        Response::Applied(applied) => Ok(applied),
+        other => bail!("unexpected answer from the agent: {other:?}"),
+    }
+}
+
+/// kubectl's lines: `pod/xwing created`, then the problems of rejected objects.
+pub(crate) fn print_applied(applied: &Applied) {
+    for result in &applied.results {
+        if result.resource.is_empty() {
+            for error in &result.errors {
+                eprintln!("error: {error}");
+            }
+            continue;
+        }
+        println!("{}/{} {}", result.resource, result.name, result.action.as_str());
+        for error in &result.errors {
+            eprintln!("error: {error}");
+        }
+    }
+}
+
+fn wait_for_agent(client: &Client, pid: u32, log: &Path) -> Result<()> {
+    let waited = system::poll(AGENT_START_TIMEOUT, || {
+        client.is_up() || !system::is_running(pid)
+    });
+    if !system::is_running(pid) {
+        bail!(
+            "myelin-agent exited; its log {}:\n{}",
+            log.display(),
+            std::fs::read_to_string(log).unwrap_or_default()
+        );
+    }
+    if !waited {
+        bail!(
+            "myelin-agent did not answer within {AGENT_START_TIMEOUT:?}; see {}",
+            log.display()
+        );
+    }
+    Ok(())
+}
+
+/// `DIR/*.yaml` and `DIR/app/*.yaml` (the examples keep later tutorial steps in other
+/// subdirectories, applied with `myelin apply -f`), or the file itself.
+fn manifest_paths(dir: &Path) -> Result<Vec<PathBuf>> {
+    if !dir.is_dir() {
+        return Ok(vec![dir.to_owned()]);
+    }
+    let mut paths = vec![dir.to_owned()];
+    let app = dir.join("app");
+    if app.is_dir() {
+        paths.push(app);
+    }
+    Ok(paths)
+}
+
+/// Files of the given paths (directories: their `.yaml`, `.yml` and `.json` files, sorted).
+fn manifest_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for path in paths {
+        if path.is_dir() {
+            let mut found: Vec<PathBuf> = std::fs::read_dir(path)
+                .with_context(|| format!("read {}", path.display()))?
+                .filter_map(|entry| entry.ok().map(|e| e.path()))
+                .filter(|p| {
+                    p.is_file()
+                        && p.extension()
+                            .is_some_and(|e| e == "yaml" || e == "yml" || e == "json")
+                })
+                .collect();
+            found.sort();
+            files.extend(found);
+        } else {
+            files.push(path.clone());
+        }
+    }
+    Ok(files)
+}
+
+/// Every object of the files, with its source; a document that does not parse fails `up`.
+fn read_manifests(paths: &[PathBuf]) -> Result<Vec<(String, Object)>> {
+    let mut objects = Vec::new();
+    let mut errors = Vec::new();
+    for path in manifest_files(paths)? {
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("read {}", path.display()))?;
+        let source = path.display().to_string();
+        for result in manifest::parse_str(&source, &text) {
+            match result {
+                Ok(object) => objects.push((source.clone(), object)),
+                Err(err) => errors.push(reconcilers::error_chain(&err)),
+            }
+        }
+    }
+    if !errors.is_empty() {
+        bail!("{}", errors.join("\n"));
+    }
+    // Namespaces and services first, pods last: a pod starts with its policy in place.
+    objects.sort_by_key(|(_, object)| match object {
+        Object::Namespace(_) => 0,
+        Object::Service(_) => 1,
+        Object::Pod(_) => 3,
+        _ => 2,
+    });
+    Ok(objects)
+}

@@ -1,0 +1,154 @@
+//! A pod's life in embedded mode, as the kubelet would drive it: a network namespace, the CNI
+//! plugin's ADD (in the node's namespace, with the spec's environment), and a process serving
+//! the pod's ports; DEL and removal in reverse.
+
+use std::ffi::OsString;
+use std::io::Write as _;
+use std::process::{Command, Stdio};
+
+use anyhow::{Context, Result, bail};
+use schema::embedded::{Instance, PodRecord};
+use schema::k8s_openapi::api::core::v1::Pod;
+use serde_json::Value;
+
+use super::RunDir;
+use super::system;
+
+pub(crate) fn start(run: &RunDir, instance: &mut Instance, key: &str, pod: &Pod) -> Result<()> {
+    if instance.pods.contains_key(key) {
+        return Ok(());
+    }
+    let (namespace, name) = key.split_once('/').context("pod key is ns/name")?;
+    let netns = format!("{}-{namespace}-{name}", instance.name);
+    system::netns_add(&netns)?;
+    let started = (|| -> Result<PodRecord> {
+        system::ip(&["-n", &netns, "link", "set", "lo", "up"])?;
+        let result = cni(run, instance, "ADD", &netns, namespace, name)?;
+        let address = result["ips"][0]["address"]
+            .as_str()
+            .and_then(|a| a.split('/').next())
+            .and_then(|a| a.parse().ok())
+            .with_context(|| format!("the CNI result has no address: {result}"))?;
+        let mut record = PodRecord {
+            netns: netns.clone(),
+            container_id: netns.clone(),
+            ipv4: address,
+            labels: pod.metadata.labels.clone().unwrap_or_default(),
+            server_pid: None,
+        };
+        record.server_pid = serve(run, &netns, key, pod)?;
+        Ok(record)
+    })();
+    match started {
+        Ok(record) => {
+            instance.pods.insert(key.to_owned(), record);
+            Ok(())
+        }
+        Err(err) => {
+            let _ = cni(run, instance, "DEL", &netns, namespace, name);
+            system::netns_delete(&netns);
+            Err(err.context(format!("start pod {key}")))
+        }
+    }
+}
+
+pub(crate) fn stop(run: &RunDir, instance: &mut Instance, key: &str) -> Result<()> {
+    let Some(record) = instance.pods.remove(key) else {
+        return Ok(());
+    };
+    if let Some(pid) = record.server_pid {
+        system::terminate(pid);
+    }
+    let (namespace, name) = key.split_once('/').unwrap_or(("", key));
+    let deleted = cni(run, instance, "DEL", &record.netns, namespace, name);
+    system::netns_delete(&record.netns);
+    deleted.map(|_| ())
+}
+
+/// The pod's own command if it gives one, else the built-in server on its container ports.
+fn serve(run: &RunDir, netns: &str, key: &str, pod: &Pod) -> Result<Option<u32>> {
+    let containers = pod.spec.as_ref().map(|s| s.containers.as_slice()).unwrap_or_default();
+    let log = run.log(&format!("pod-{}", key.replace('/', "-")));
+    if let Some(container) = containers.iter().find(|c| c.command.is_some()) {
+        let mut argv: Vec<String> = container.command.clone().unwrap_or_default();
+        argv.extend(container.args.clone().unwrap_or_default());
+        let Some((program, args)) = argv.split_first() else {
+            bail!("pod {key}: container {} has an empty command", container.name);
+        };
+        let args: Vec<OsString> = args.iter().map(OsString::from).collect();
+        return system::spawn_in_netns(netns, program.as_ref(), &args, &log).map(Some);
+    }
+    let mut args: Vec<OsString> = vec!["serve".into(), "--pod".into(), key.into()];
+    let mut any = false;
+    for port in containers.iter().flat_map(|c| c.ports.iter().flatten()) {
+        let flag = match port.protocol.as_deref().unwrap_or("TCP") {
+            "UDP" => "--udp",
+            "SCTP" => "--sctp",
+            _ => "--tcp",
+        };
+        args.push(flag.into());
+        args.push(port.container_port.to_string().into());
+        any = true;
+    }
+    if !any {
+        return Ok(None);
+    }
+    system::spawn_in_netns(netns, &system::sibling("myelin")?, &args, &log).map(Some)
+}
+
+/// Runs `myelin-cni` as a runtime does, in the node's namespace; the parsed result on success.
+fn cni(
+    run: &RunDir,
+    instance: &Instance,
+    command: &str,
+    netns: &str,
+    namespace: &str,
+    name: &str,
+) -> Result<Value> {
+    let plugin = system::sibling("myelin-cni")?;
+    let config = serde_json::json!({
+        "cniVersion": "1.0.0",
+        "name": "myelin",
+        "type": "myelin-cni",
+        "agentSocket": run.socket(),
+    });
+    let mut child = Command::new("nsenter")
+        .arg(format!("--net=/run/netns/{}", instance.node_netns))
+        .arg("--")
+        .arg(&plugin)
+        .env("CNI_COMMAND", command)
+        .env("CNI_CONTAINERID", netns)
+        .env("CNI_NETNS", format!("/run/netns/{netns}"))
+        .env("CNI_IFNAME", "eth0")
+        .env(
+            "CNI_ARGS",
+            format!("K8S_POD_NAMESPACE={namespace};K8S_POD_NAME={name}"),
+        )
+        .env(
+            "CNI_PATH",
+            plugin.parent().map(|p| p.as_os_str().to_owned()).unwrap_or_default(),
+        )
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("run {}", plugin.display()))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin
+            .write_all(config.to_string().as_bytes())
+            .context("write the network configuration")?;
+    }
+    let output = child.wait_with_output().context("wait for myelin-cni")?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    if !output.status.success() {
+        bail!(
+            "myelin-cni {command} failed: {} {}",
+            stdout.trim(),
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+    }
+    if stdout.trim().is_empty() {
+        return Ok(Value::Null);
+    }
+    serde_json::from_str(&stdout).with_context(|| format!("myelin-cni {command} printed {stdout}"))
+}
