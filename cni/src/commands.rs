@@ -35,6 +35,7 @@ pub(crate) async fn add(inv: &Invocation, conf: &NetConf) -> Result<AddResult, C
             ifname: inv.ifname.clone(),
             netns: inv.netns.clone(),
             pod,
+            ipv4: inv.args.ip,
         }))
         .await;
     let endpoint = expect_endpoint("allocate an address", response)?;

@@ -29,11 +29,13 @@ impl Command {
     }
 }
 
-/// The pod the runtime named in `CNI_ARGS` (Kubernetes runtimes always do).
+/// The pod the runtime named in `CNI_ARGS` (Kubernetes runtimes always do), and the address it
+/// asks for, if any (`IP=`, the convention of the reference host-local IPAM plugin).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct CniArgs {
     pub(crate) pod_namespace: Option<String>,
     pub(crate) pod_name: Option<String>,
+    pub(crate) ip: Option<std::net::Ipv4Addr>,
 }
 
 /// One invocation of the plugin: the command and the container it is about.
@@ -107,6 +109,12 @@ pub(crate) fn parse_args(text: &str) -> Result<CniArgs, CniError> {
         match key {
             "K8S_POD_NAMESPACE" => args.pod_namespace = Some(value.to_owned()),
             "K8S_POD_NAME" => args.pod_name = Some(value.to_owned()),
+            "IP" => {
+                let ip = value.parse().map_err(|_| {
+                    invalid(format!("CNI_ARGS: IP={value:?} is not an IPv4 address"))
+                })?;
+                args.ip = Some(ip);
+            }
             _ => {}
         }
     }

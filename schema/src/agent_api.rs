@@ -98,6 +98,10 @@ pub struct EndpointAdd {
     /// From `CNI_ARGS` (`K8S_POD_NAMESPACE`, `K8S_POD_NAME`); absent outside Kubernetes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pod: Option<PodRef>,
+    /// The address asked for (`CNI_ARGS` `IP=`); the agent refuses it if it is outside its pod
+    /// CIDR or taken, rather than handing out another.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipv4: Option<Ipv4Addr>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

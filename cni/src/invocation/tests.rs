@@ -44,7 +44,7 @@ fn reads_an_add() {
     check(
         ADD,
         &expect![[
-            r#"Invocation { command: Add, container_id: "abc123", netns: "/run/netns/pod", ifname: "eth0", args: CniArgs { pod_namespace: Some("default"), pod_name: Some("web-0") } }"#
+            r#"Invocation { command: Add, container_id: "abc123", netns: "/run/netns/pod", ifname: "eth0", args: CniArgs { pod_namespace: Some("default"), pod_name: Some("web-0"), ip: None } }"#
         ]],
     );
 }
@@ -54,7 +54,7 @@ fn del_may_come_without_a_netns() {
     check(
         &with(&[("CNI_COMMAND", "DEL"), ("CNI_NETNS", "<unset>")]),
         &expect![[
-            r#"Invocation { command: Del, container_id: "abc123", netns: "", ifname: "eth0", args: CniArgs { pod_namespace: Some("default"), pod_name: Some("web-0") } }"#
+            r#"Invocation { command: Del, container_id: "abc123", netns: "", ifname: "eth0", args: CniArgs { pod_namespace: Some("default"), pod_name: Some("web-0"), ip: None } }"#
         ]],
     );
 }
@@ -64,13 +64,13 @@ fn version_and_status_need_nothing_else() {
     check(
         &[("CNI_COMMAND", "VERSION")],
         &expect![[
-            r#"Invocation { command: Version, container_id: "", netns: "", ifname: "", args: CniArgs { pod_namespace: None, pod_name: None } }"#
+            r#"Invocation { command: Version, container_id: "", netns: "", ifname: "", args: CniArgs { pod_namespace: None, pod_name: None, ip: None } }"#
         ]],
     );
     check(
         &[("CNI_COMMAND", "STATUS")],
         &expect![[
-            r#"Invocation { command: Status, container_id: "", netns: "", ifname: "", args: CniArgs { pod_namespace: None, pod_name: None } }"#
+            r#"Invocation { command: Status, container_id: "", netns: "", ifname: "", args: CniArgs { pod_namespace: None, pod_name: None, ip: None } }"#
         ]],
     );
 }
@@ -141,17 +141,21 @@ fn cni_args_keep_what_matters_and_ignore_the_rest() {
         "FOO=BAR;K8S_POD_NAME=x=y",
         "K8S_POD_NAMESPACE=",
         "=value",
+        "K8S_POD_NAME=a;IP=10.42.1.1",
+        "IP=10.42.1",
     ];
     let rendered: Vec<String> = cases
         .iter()
         .map(|text| format!("{text:?} -> {}", render(text)))
         .collect();
     expect![[r#"
-        "" -> CniArgs { pod_namespace: None, pod_name: None }
-        "K8S_POD_NAMESPACE=kube-system;K8S_POD_NAME=coredns-1" -> CniArgs { pod_namespace: Some("kube-system"), pod_name: Some("coredns-1") }
-        "K8S_POD_NAME=a;;K8S_POD_NAME=b;" -> CniArgs { pod_namespace: None, pod_name: Some("b") }
-        "FOO=BAR;K8S_POD_NAME=x=y" -> CniArgs { pod_namespace: None, pod_name: Some("x=y") }
-        "K8S_POD_NAMESPACE=" -> CniArgs { pod_namespace: Some(""), pod_name: None }
-        "=value" -> error 4: CNI_ARGS: "=value" has an empty key"#]]
+        "" -> CniArgs { pod_namespace: None, pod_name: None, ip: None }
+        "K8S_POD_NAMESPACE=kube-system;K8S_POD_NAME=coredns-1" -> CniArgs { pod_namespace: Some("kube-system"), pod_name: Some("coredns-1"), ip: None }
+        "K8S_POD_NAME=a;;K8S_POD_NAME=b;" -> CniArgs { pod_namespace: None, pod_name: Some("b"), ip: None }
+        "FOO=BAR;K8S_POD_NAME=x=y" -> CniArgs { pod_namespace: None, pod_name: Some("x=y"), ip: None }
+        "K8S_POD_NAMESPACE=" -> CniArgs { pod_namespace: Some(""), pod_name: None, ip: None }
+        "=value" -> error 4: CNI_ARGS: "=value" has an empty key
+        "K8S_POD_NAME=a;IP=10.42.1.1" -> CniArgs { pod_namespace: None, pod_name: Some("a"), ip: Some(10.42.1.1) }
+        "IP=10.42.1" -> error 4: CNI_ARGS: IP="10.42.1" is not an IPv4 address"#]]
     .assert_eq(&rendered.join("\n"));
 }

@@ -23,7 +23,7 @@ use crate::netns::Netns;
 const POD_CIDR: &str = "10.244.0.0/24";
 
 /// A built binary of this workspace, next to the test executable's target directory.
-fn binary(name: &str) -> PathBuf {
+pub(crate) fn binary(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
     // target/debug/deps/it-<hash> -> target/debug/<name>
     let path = exe
@@ -136,6 +136,10 @@ impl Node {
             .arg("--state-dir")
             .arg(self.dir.0.join("state"))
             .args(["--pod-cidr", POD_CIDR])
+            // `ip netns exec` gives the agent its own mounts, so this bpffs directory (and
+            // with it every pin) lives and dies with the agent's mount namespace.
+            .arg("--bpf-pin-dir")
+            .arg(format!("/sys/fs/bpf/{}", self.netns.name()))
             .env("MYELIN_LOG", "warn")
             .stdin(Stdio::null())
             .spawn()

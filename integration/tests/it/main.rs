@@ -2,6 +2,7 @@
 
 mod cni;
 mod datapath;
+mod embedded;
 mod netns;
 mod route_reconciler;
 mod routes;

@@ -57,6 +57,7 @@ fn requests_are_tagged_lines() {
             ifname: "eth0".to_owned(),
             netns: "/run/netns/pod".to_owned(),
             pod: Some(pod()),
+            ipv4: None,
         }),
         expect![[r#"
             {"request":"endpoint-add","containerId":"c0ffee","ifname":"eth0","netns":"/run/netns/pod","pod":{"namespace":"default","name":"deathstar-1"}}

@@ -22,7 +22,11 @@ fn json_round_trips_every_example() {
         .into_iter()
         .map(|r| r.expect("examples parse"))
         .collect();
-    assert!(objects.len() > 20, "found {} example objects", objects.len());
+    assert!(
+        objects.len() > 20,
+        "found {} example objects",
+        objects.len()
+    );
     for object in objects {
         let json = object.to_json();
         let back: Vec<_> = manifest::parse_str("json", &json)

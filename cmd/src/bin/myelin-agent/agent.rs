@@ -98,8 +98,16 @@ impl Agent {
             Request::EndpointDelete(key) => self.delete(&key),
             Request::EndpointGet(key) => self.get(&key),
             Request::Status => Ok(self.status()),
+            other => Err(ApiError::new(
+                ErrorCode::Invalid,
+                format!("{other:?} is not an endpoint request"),
+            )),
         };
         result.unwrap_or_else(Response::Error)
+    }
+
+    pub(crate) fn endpoints_table(&self) -> &Table<Endpoint> {
+        &self.endpoints
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Ipam> {
@@ -172,10 +180,19 @@ impl Agent {
                 "every endpoint id (1..=65535) is taken",
             ));
         };
-        let ipv4 = ipam.allocate(&add.container_id).map_err(|err| {
-            tracing::warn!(container_id = %add.container_id, error = %err, "cannot allocate");
-            ApiError::new(ErrorCode::Exhausted, err.to_string())
-        })?;
+        let ipv4 = match add.ipv4 {
+            Some(requested) => ipam
+                .reserve(requested, &add.container_id)
+                .map(|()| requested)
+                .map_err(|err| {
+                    tracing::warn!(container_id = %add.container_id, error = %err, "cannot reserve");
+                    ApiError::new(ErrorCode::Conflict, err.to_string())
+                })?,
+            None => ipam.allocate(&add.container_id).map_err(|err| {
+                tracing::warn!(container_id = %add.container_id, error = %err, "cannot allocate");
+                ApiError::new(ErrorCode::Exhausted, err.to_string())
+            })?,
+        };
         let endpoint = Endpoint {
             container_id: add.container_id,
             id,
@@ -255,6 +272,9 @@ impl Agent {
             addresses_total: ipam.total(),
             addresses_free: ipam.free(),
             endpoints: u32::try_from(endpoints).unwrap_or(u32::MAX),
+            reconcilers: Vec::new(),
+            identities: 0,
+            policies: 0,
         })
     }
 }

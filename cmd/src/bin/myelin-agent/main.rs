@@ -1,13 +1,17 @@
-//! `myelin-agent`: the node agent. Today it serves the local API the CNI plugin uses: address
-//! allocation from the node's pod CIDR and the `endpoints` table.
+//! `myelin-agent`: the node agent. It serves the local API (the CNI plugin's address allocation
+//! and endpoints, the CLI's manifests and views), derives identities and policy from the
+//! objects and endpoints tables, and reconciles the result into the pinned eBPF datapath.
 
 mod agent;
+mod api;
 mod ipam;
+mod node;
 mod objects;
 mod server;
 mod store;
 #[cfg(test)]
 mod testdir;
+mod views;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -21,6 +25,9 @@ use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 
 use crate::agent::Agent;
+use crate::api::Api;
+use crate::node::Node;
+use crate::objects::Objects;
 use crate::store::Store;
 
 #[derive(Parser)]
@@ -35,6 +42,9 @@ struct Args {
     /// The node's pod CIDR, e.g. 10.244.1.0/24; the first host address is the node's own.
     #[arg(long)]
     pod_cidr: Cidr,
+    /// bpffs directory of the datapath's pinned maps and links; reused across restarts.
+    #[arg(long, default_value = "/sys/fs/bpf/myelin")]
+    bpf_pin_dir: PathBuf,
 }
 
 fn main() -> Result<()> {
@@ -61,18 +71,38 @@ fn install_subscriber() {
 
 async fn run(args: Args) -> Result<()> {
     let store = Store::open(&args.state_dir)?;
-    let agent = Agent::new(statedb::Db::new(), args.pod_cidr, store)
+    let db = statedb::Db::new();
+    let agent = Agent::new(db.clone(), args.pod_cidr, store)
         .with_context(|| format!("restore state from {}", args.state_dir.display()))?;
-    let listener = server::bind(&args.socket)?;
-    tracing::info!(socket = %args.socket.display(), pod_cidr = %args.pod_cidr, "serving");
-
+    let objects = Objects::open(&db, &args.state_dir)
+        .with_context(|| format!("restore objects from {}", args.state_dir.display()))?;
     let shutdown = CancellationToken::new();
+    let node = Node::start(
+        &db,
+        objects.table().clone(),
+        agent.endpoints_table().clone(),
+        &args.bpf_pin_dir,
+        &shutdown,
+    )?;
+    let api = Api {
+        agent,
+        objects,
+        node,
+    };
+    let listener = server::bind(&args.socket)?;
+    tracing::info!(
+        socket = %args.socket.display(),
+        pod_cidr = %args.pod_cidr,
+        pin_dir = %args.bpf_pin_dir.display(),
+        "serving"
+    );
+
     let mut terminate = signal(SignalKind::terminate()).context("watch SIGTERM")?;
     let mut interrupt = signal(SignalKind::interrupt()).context("watch SIGINT")?;
     let server = tokio::spawn({
         let shutdown = shutdown.clone();
         let socket = args.socket.clone();
-        async move { server::serve(listener, &socket, Arc::new(agent), shutdown).await }
+        async move { server::serve(listener, &socket, Arc::new(api), shutdown).await }
     });
     tokio::select! {
         _ = terminate.recv() => tracing::info!("SIGTERM: shutting down"),

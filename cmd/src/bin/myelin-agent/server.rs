@@ -11,8 +11,9 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
 
-use crate::agent::Agent;
+use crate::api::Api;
 
 /// A client that sends nothing for this long is dropped, so it cannot hold a task forever.
 const READ_TIMEOUT: Duration = Duration::from_secs(10);
@@ -74,7 +75,7 @@ pub(crate) fn bind(path: &Path) -> Result<UnixListener, ServerError> {
 pub(crate) async fn serve(
     listener: UnixListener,
     path: &Path,
-    agent: Arc<Agent>,
+    api: Arc<Api>,
     shutdown: CancellationToken,
 ) {
     let mut connections = JoinSet::new();
@@ -83,7 +84,7 @@ pub(crate) async fn serve(
             () = shutdown.cancelled() => break,
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
-                    connections.spawn(connection(stream, Arc::clone(&agent)));
+                    connections.spawn(connection(stream, Arc::clone(&api)));
                 }
                 Err(err) => tracing::warn!(error = %err, "accept failed"),
             },
@@ -97,7 +98,7 @@ pub(crate) async fn serve(
     }
 }
 
-async fn connection(stream: UnixStream, agent: Arc<Agent>) {
+async fn connection(stream: UnixStream, api: Arc<Api>) {
     let (read, mut write) = stream.into_split();
     let mut reader = BufReader::new(read).take(u64::try_from(MAX_LINE_BYTES).unwrap_or(u64::MAX));
     let mut line = Vec::new();
@@ -117,8 +118,7 @@ async fn connection(stream: UnixStream, agent: Arc<Agent>) {
             Ok(Ok(_)) => match agent_api::decode_line::<Request>("request", &line) {
                 Ok(request) => {
                     let span = tracing::debug_span!("api", request = request_name(&request));
-                    let _enter = span.enter();
-                    agent.handle(request)
+                    api.handle(request).instrument(span).await
                 }
                 Err(err) => Response::Error(ApiError::new(ErrorCode::Invalid, err.to_string())),
             },
@@ -135,5 +135,11 @@ fn request_name(request: &Request) -> &'static str {
         Request::EndpointDelete(_) => "endpoint-delete",
         Request::EndpointGet(_) => "endpoint-get",
         Request::Status => "status",
+        Request::Apply(_) => "apply",
+        Request::Delete(_) => "delete",
+        Request::EndpointList => "endpoint-list",
+        Request::IdentityList => "identity-list",
+        Request::PolicyGet => "policy-get",
+        Request::BpfPolicyGet(_) => "bpf-policy-get",
     }
 }

@@ -32,7 +32,11 @@ impl Tables {
             .map(|entry| {
                 let endpoint = &entry.object;
                 let datapath = txn
-                    .get(&self.datapath_endpoints, &DATAPATH_ENDPOINT_ID, &endpoint.id)
+                    .get(
+                        &self.datapath_endpoints,
+                        &DATAPATH_ENDPOINT_ID,
+                        &endpoint.id,
+                    )
                     .map(|e| Arc::clone(&e.object));
                 let identity = datapath.as_ref().map(|d| d.identity.0);
                 EndpointRow {

@@ -49,9 +49,16 @@ pub(crate) fn up(run: &RunDir, args: &UpArgs) -> Result<()> {
         tracing::warn!(name = %instance.name, "a previous node's agent is gone; cleaning up");
         down(run)?;
     }
-    if !args.name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') || args.name.len() > 32
+    if !args
+        .name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        || args.name.len() > 32
     {
-        bail!("--name {:?}: use up to 32 letters, digits and '-'", args.name);
+        bail!(
+            "--name {:?}: use up to 32 letters, digits and '-'",
+            args.name
+        );
     }
     let objects = read_manifests(&manifest_paths(&args.dir)?)?;
     run.create()?;
@@ -127,8 +134,8 @@ pub(crate) fn change(run: &RunDir, paths: &[PathBuf], delete: bool) -> Result<bo
     let mut ok = true;
     let mut instance = run.load()?;
     for path in manifest_files(paths)? {
-        let text = std::fs::read_to_string(&path)
-            .with_context(|| format!("read {}", path.display()))?;
+        let text =
+            std::fs::read_to_string(&path).with_context(|| format!("read {}", path.display()))?;
         let source = path.display().to_string();
         let objects = manifest::parse_str(&source, &text);
         let request_manifest = Manifest {
@@ -252,7 +259,12 @@ pub(crate) fn print_applied(applied: &Applied) {
             }
             continue;
         }
-        println!("{}/{} {}", result.resource, result.name, result.action.as_str());
+        println!(
+            "{}/{} {}",
+            result.resource,
+            result.name,
+            result.action.as_str()
+        );
         for error in &result.errors {
             eprintln!("error: {error}");
         }
@@ -321,8 +333,8 @@ fn read_manifests(paths: &[PathBuf]) -> Result<Vec<(String, Object)>> {
     let mut objects = Vec::new();
     let mut errors = Vec::new();
     for path in manifest_files(paths)? {
-        let text = std::fs::read_to_string(&path)
-            .with_context(|| format!("read {}", path.display()))?;
+        let text =
+            std::fs::read_to_string(&path).with_context(|| format!("read {}", path.display()))?;
         let source = path.display().to_string();
         for result in manifest::parse_str(&source, &text) {
             match result {

@@ -141,9 +141,16 @@ pub(crate) fn render_identities(list: &IdentityList) -> String {
 
 pub(crate) fn render_bpf_policy(policy: &BpfPolicy) -> String {
     let mut rows = vec![
-        ["POLICY", "DIRECTION", "LABELS (source:key[=value])", "PORT/PROTO", "PROXY PORT", "IDENTITY"]
-            .map(str::to_owned)
-            .to_vec(),
+        [
+            "POLICY",
+            "DIRECTION",
+            "LABELS (source:key[=value])",
+            "PORT/PROTO",
+            "PROXY PORT",
+            "IDENTITY",
+        ]
+        .map(str::to_owned)
+        .to_vec(),
     ];
     for entry in &policy.entries {
         let mut labels = entry.labels.iter();
@@ -174,7 +181,11 @@ pub(crate) fn render_status(status: &AgentStatus) -> String {
     let _ = writeln!(
         out,
         "Agent:        {}",
-        if degraded.is_empty() { "Ok" } else { "Degraded" }
+        if degraded.is_empty() {
+            "Ok"
+        } else {
+            "Degraded"
+        }
     );
     let _ = writeln!(
         out,

@@ -30,7 +30,12 @@ use crate::embedded::{RunDir, UpArgs};
 )]
 struct Cli {
     /// Holds the agent's socket and state and the record of the embedded node.
-    #[arg(long, global = true, env = "MYELIN_RUN_DIR", default_value = "/run/myelin")]
+    #[arg(
+        long,
+        global = true,
+        env = "MYELIN_RUN_DIR",
+        default_value = "/run/myelin"
+    )]
     run_dir: PathBuf,
     #[command(subcommand)]
     command: Command,

@@ -30,6 +30,7 @@ fn add(id: &str) -> Request {
             namespace: "default".to_owned(),
             name: format!("pod-{id}"),
         }),
+        ipv4: None,
     })
 }
 

@@ -17,8 +17,17 @@ fn manifest(text: &str) -> Manifest {
 fn lines(applied: &Applied) -> String {
     let mut out = String::new();
     for r in &applied.results {
-        let ns = r.namespace.as_deref().map(|n| format!("{n}/")).unwrap_or_default();
-        out.push_str(&format!("{}/{ns}{} {}\n", r.resource, r.name, r.action.as_str()));
+        let ns = r
+            .namespace
+            .as_deref()
+            .map(|n| format!("{n}/"))
+            .unwrap_or_default();
+        out.push_str(&format!(
+            "{}/{ns}{} {}\n",
+            r.resource,
+            r.name,
+            r.action.as_str()
+        ));
         for e in &r.errors {
             out.push_str(&format!("  {e}\n"));
         }
@@ -112,7 +121,9 @@ fn a_corrupt_state_file_names_the_line() {
     let dir = TestDir::new();
     std::fs::create_dir_all(dir.path()).expect("create dir");
     std::fs::write(dir.path().join("objects.jsonl"), "{}\n").expect("write");
-    let err = Objects::open(&Db::new(), dir.path()).err().expect("must fail");
+    let err = Objects::open(&Db::new(), dir.path())
+        .err()
+        .expect("must fail");
     let message = reconcilers::error_chain(&err);
     assert!(message.contains("objects.jsonl:1:"), "{message}");
 }

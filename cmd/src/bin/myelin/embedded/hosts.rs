@@ -38,7 +38,9 @@ fn render(instance: &Instance, namespace: &str) -> String {
             continue;
         }
         let backend = instance.pods.iter().find(|(pod_key, pod)| {
-            pod_key.split_once('/').is_some_and(|(pod_ns, _)| pod_ns == ns)
+            pod_key
+                .split_once('/')
+                .is_some_and(|(pod_ns, _)| pod_ns == ns)
                 && selector.iter().all(|(k, v)| pod.labels.get(k) == Some(v))
         });
         if let Some((_, pod)) = backend {

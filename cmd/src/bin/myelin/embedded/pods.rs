@@ -23,7 +23,8 @@ pub(crate) fn start(run: &RunDir, instance: &mut Instance, key: &str, pod: &Pod)
     system::netns_add(&netns)?;
     let started = (|| -> Result<PodRecord> {
         system::ip(&["-n", &netns, "link", "set", "lo", "up"])?;
-        let result = cni(run, instance, "ADD", &netns, namespace, name)?;
+        let requested = pod.status.as_ref().and_then(|s| s.pod_ip.as_deref());
+        let result = cni(run, instance, "ADD", &netns, namespace, name, requested)?;
         let address = result["ips"][0]["address"]
             .as_str()
             .and_then(|a| a.split('/').next())
@@ -45,7 +46,7 @@ pub(crate) fn start(run: &RunDir, instance: &mut Instance, key: &str, pod: &Pod)
             Ok(())
         }
         Err(err) => {
-            let _ = cni(run, instance, "DEL", &netns, namespace, name);
+            let _ = cni(run, instance, "DEL", &netns, namespace, name, None);
             system::netns_delete(&netns);
             Err(err.context(format!("start pod {key}")))
         }
@@ -60,20 +61,27 @@ pub(crate) fn stop(run: &RunDir, instance: &mut Instance, key: &str) -> Result<(
         system::terminate(pid);
     }
     let (namespace, name) = key.split_once('/').unwrap_or(("", key));
-    let deleted = cni(run, instance, "DEL", &record.netns, namespace, name);
+    let deleted = cni(run, instance, "DEL", &record.netns, namespace, name, None);
     system::netns_delete(&record.netns);
     deleted.map(|_| ())
 }
 
 /// The pod's own command if it gives one, else the built-in server on its container ports.
 fn serve(run: &RunDir, netns: &str, key: &str, pod: &Pod) -> Result<Option<u32>> {
-    let containers = pod.spec.as_ref().map(|s| s.containers.as_slice()).unwrap_or_default();
+    let containers = pod
+        .spec
+        .as_ref()
+        .map(|s| s.containers.as_slice())
+        .unwrap_or_default();
     let log = run.log(&format!("pod-{}", key.replace('/', "-")));
     if let Some(container) = containers.iter().find(|c| c.command.is_some()) {
         let mut argv: Vec<String> = container.command.clone().unwrap_or_default();
         argv.extend(container.args.clone().unwrap_or_default());
         let Some((program, args)) = argv.split_first() else {
-            bail!("pod {key}: container {} has an empty command", container.name);
+            bail!(
+                "pod {key}: container {} has an empty command",
+                container.name
+            );
         };
         let args: Vec<OsString> = args.iter().map(OsString::from).collect();
         return system::spawn_in_netns(netns, program.as_ref(), &args, &log).map(Some);
@@ -97,6 +105,12 @@ fn serve(run: &RunDir, netns: &str, key: &str, pod: &Pod) -> Result<Option<u32>>
 }
 
 /// Runs `myelin-cni` as a runtime does, in the node's namespace; the parsed result on success.
+/// A pod whose manifest has `status.podIP` asks for that address (`IP=` in `CNI_ARGS`), so
+/// `ipBlock` rules mean in the kernel what they mean to `myelin policy matrix`.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the spec's environment, spelled out"
+)]
 fn cni(
     run: &RunDir,
     instance: &Instance,
@@ -104,7 +118,12 @@ fn cni(
     netns: &str,
     namespace: &str,
     name: &str,
+    ip: Option<&str>,
 ) -> Result<Value> {
+    let mut args = format!("K8S_POD_NAMESPACE={namespace};K8S_POD_NAME={name}");
+    if let Some(ip) = ip {
+        args.push_str(&format!(";IP={ip}"));
+    }
     let plugin = system::sibling("myelin-cni")?;
     let config = serde_json::json!({
         "cniVersion": "1.0.0",
@@ -120,13 +139,13 @@ fn cni(
         .env("CNI_CONTAINERID", netns)
         .env("CNI_NETNS", format!("/run/netns/{netns}"))
         .env("CNI_IFNAME", "eth0")
-        .env(
-            "CNI_ARGS",
-            format!("K8S_POD_NAMESPACE={namespace};K8S_POD_NAME={name}"),
-        )
+        .env("CNI_ARGS", args)
         .env(
             "CNI_PATH",
-            plugin.parent().map(|p| p.as_os_str().to_owned()).unwrap_or_default(),
+            plugin
+                .parent()
+                .map(|p| p.as_os_str().to_owned())
+                .unwrap_or_default(),
         )
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

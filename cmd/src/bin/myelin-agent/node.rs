@@ -1,0 +1,167 @@
+//! The node's derived state and datapath: the policy derivation (objects and endpoints in;
+//! identities, ipcache, datapath endpoints and policy entries out) and the reconcilers that
+//! drain those tables into the pinned eBPF maps and attach the programs.
+
+use std::path::Path;
+use std::sync::{Mutex, PoisonError};
+
+use bpf::Datapath;
+use bpf::maps::policy::{Policy, PolicyKey, PolicyValue};
+use reconcilers::datapath::register_identities_table;
+use reconcilers::derive::{self, Derivation, DerivationTables};
+use reconcilers::endpoints::Endpoint;
+use reconcilers::objects::StoredObject;
+use reconcilers::reconciler::Health;
+use reconcilers::targets::bpf::{DatapathReconcilers, DatapathTables, spawn_datapath_reconcilers};
+use schema::agent_api::ReconcilerHealth;
+use statedb::{Db, ReadTxn, Revision, Table, Txn};
+use tokio_util::sync::CancellationToken;
+
+use crate::views::Tables;
+
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum NodeError {
+    #[error("register tables")]
+    Table(#[from] statedb::Error),
+    #[error("open the datapath at {}", pin_dir.display())]
+    Datapath {
+        pin_dir: std::path::PathBuf,
+        #[source]
+        source: bpf::Error,
+    },
+    #[error("start the datapath reconcilers")]
+    Reconcilers(#[from] reconcilers::targets::bpf::DatapathError),
+    #[error("start the policy derivation")]
+    Derivation(#[from] derive::DeriveError),
+}
+
+pub(crate) struct Node {
+    db: Db,
+    pub(crate) tables: Tables,
+    datapath_tables: DatapathTables,
+    derivation: Derivation,
+    reconcilers: DatapathReconcilers,
+    /// A second handle on the pinned policy map, for `bpf policy get`.
+    kernel_policy: Mutex<Policy>,
+}
+
+impl Node {
+    /// Registers the derived tables, opens (or reuses) the pinned datapath under `pin_dir` and
+    /// starts the derivation and the reconcilers on the current runtime.
+    pub(crate) fn start(
+        db: &Db,
+        objects: Table<StoredObject>,
+        endpoints: Table<Endpoint>,
+        pin_dir: &Path,
+        shutdown: &CancellationToken,
+    ) -> Result<Node, NodeError> {
+        let identities = register_identities_table(db)?;
+        let datapath_tables = DatapathTables::register(db)?;
+        let datapath = Datapath::open(pin_dir).map_err(|source| NodeError::Datapath {
+            pin_dir: pin_dir.to_owned(),
+            source,
+        })?;
+        let kernel_policy = datapath.policy().map_err(|source| NodeError::Datapath {
+            pin_dir: pin_dir.to_owned(),
+            source,
+        })?;
+        let derivation = derive::spawn(
+            db,
+            DerivationTables {
+                objects: objects.clone(),
+                endpoints: endpoints.clone(),
+                identities: identities.clone(),
+                ipcache: datapath_tables.ipcache.clone(),
+                datapath_endpoints: datapath_tables.endpoints.clone(),
+                policy_entries: datapath_tables.policy.clone(),
+            },
+            policy::engine::Config::default(),
+            shutdown,
+        )?;
+        let reconcilers =
+            spawn_datapath_reconcilers(db, &datapath_tables, datapath, None, shutdown)?;
+        Ok(Node {
+            db: db.clone(),
+            tables: Tables {
+                objects,
+                endpoints,
+                identities,
+                datapath_endpoints: datapath_tables.endpoints.clone(),
+            },
+            datapath_tables,
+            derivation,
+            reconcilers,
+            kernel_policy: Mutex::new(kernel_policy),
+        })
+    }
+
+    pub(crate) fn read_txn(&self) -> ReadTxn {
+        self.db.read_txn()
+    }
+
+    /// Waits until the objects table's `revision` is derived and every map reflects it: the
+    /// change is enforced in the kernel.
+    pub(crate) async fn wait_enforced(&self, objects_revision: Revision) {
+        self.derivation.wait_derived(objects_revision).await;
+        let txn = self.db.read_txn();
+        let ipcache = txn.revision(&self.datapath_tables.ipcache);
+        let endpoints = txn.revision(&self.datapath_tables.endpoints);
+        let policy = txn.revision(&self.datapath_tables.policy);
+        self.reconcilers.ipcache.wait_reconciled(ipcache).await;
+        self.reconcilers.endpoints.wait_reconciled(endpoints).await;
+        self.reconcilers.policy.wait_reconciled(policy).await;
+    }
+
+    pub(crate) fn health(&self) -> Vec<ReconcilerHealth> {
+        [
+            (
+                self.reconcilers.ipcache.name(),
+                self.reconcilers.ipcache.health(),
+            ),
+            (
+                self.reconcilers.endpoints.name(),
+                self.reconcilers.endpoints.health(),
+            ),
+            (
+                self.reconcilers.policy.name(),
+                self.reconcilers.policy.health(),
+            ),
+        ]
+        .into_iter()
+        .map(|(name, health)| match health {
+            Health::Ok => ReconcilerHealth {
+                name: name.to_owned(),
+                state: "ok".to_owned(),
+                failing: Vec::new(),
+            },
+            Health::Degraded { failing } => ReconcilerHealth {
+                name: name.to_owned(),
+                state: "degraded".to_owned(),
+                failing,
+            },
+        })
+        .collect()
+    }
+
+    /// (identities, policy objects) known.
+    pub(crate) fn counts(&self) -> (u32, u32) {
+        let txn = self.db.read_txn();
+        let identities = txn.len(&self.tables.identities);
+        let policies = txn
+            .all(&self.tables.objects)
+            .filter(|entry| policy::translate::object(&entry.object.object).is_some())
+            .count();
+        (
+            u32::try_from(identities).unwrap_or(u32::MAX),
+            u32::try_from(policies).unwrap_or(u32::MAX),
+        )
+    }
+
+    /// The kernel policy map's entries, all endpoints.
+    pub(crate) fn kernel_policy(&self) -> Result<Vec<(PolicyKey, PolicyValue)>, bpf::Error> {
+        self.kernel_policy
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+    }
+}

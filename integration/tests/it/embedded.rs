@@ -1,0 +1,163 @@
+//! Embedded mode end to end, as a user runs it: `myelin up` on an example directory, commands
+//! in the pods with `myelin exec`, policies with `myelin apply`, and `myelin down` leaving
+//! nothing behind. Real namespaces, the real agent and CNI plugin, the eBPF datapath, curl.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use crate::cni::binary;
+
+/// One embedded node with its own run directory and name; `Drop` runs `myelin down`.
+pub(crate) struct Embedded {
+    name: String,
+    run_dir: PathBuf,
+}
+
+impl Embedded {
+    /// `myelin up DIR` (a path below the repository's `examples/`).
+    pub(crate) fn up(example: &str) -> Embedded {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let name = format!("myit{}x{n}", std::process::id());
+        let run_dir = std::env::temp_dir().join(format!("myelin-it-{name}"));
+        let node = Embedded { name, run_dir };
+        let out = node.myelin(&[
+            "up",
+            &examples().join(example).display().to_string(),
+            "--name",
+            &node.name,
+        ]);
+        assert!(out.status.success(), "myelin up failed: {}", describe(&out));
+        node
+    }
+
+    pub(crate) fn myelin(&self, args: &[&str]) -> Output {
+        Command::new(binary("myelin"))
+            .args(args)
+            .env("MYELIN_RUN_DIR", &self.run_dir)
+            .output()
+            .expect("run myelin")
+    }
+
+    /// `myelin ARGS`, which must succeed; its stdout.
+    pub(crate) fn myelin_ok(&self, args: &[&str]) -> String {
+        let out = self.myelin(args);
+        assert!(
+            out.status.success(),
+            "myelin {args:?} failed: {}",
+            describe(&out)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// What the tutorial runs in a ship: land on the deathstar through its service name.
+    fn land(&self, ship: &str) -> Output {
+        self.myelin(&[
+            "exec",
+            &format!("default/{ship}"),
+            "--",
+            "curl",
+            "-s",
+            "--max-time",
+            "2",
+            "-XPOST",
+            "deathstar.default.svc.cluster.local/v1/request-landing",
+        ])
+    }
+
+    fn netns_left(&self) -> Vec<String> {
+        let list = Command::new("ip")
+            .args(["netns", "list"])
+            .output()
+            .expect("ip netns list");
+        String::from_utf8_lossy(&list.stdout)
+            .lines()
+            .filter(|l| l.starts_with(&format!("{}-", self.name)))
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+impl Drop for Embedded {
+    fn drop(&mut self) {
+        let _ = self.myelin(&["down"]);
+    }
+}
+
+fn examples() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples")
+}
+
+fn describe(out: &Output) -> String {
+    format!(
+        "{}\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// The Star Wars tutorial: both ships land; after rule1 the xwing times out and the
+/// tiefighter still lands; `down` removes every namespace, pin and file.
+#[test]
+fn star_wars_tutorial() {
+    let node = Embedded::up("starwars");
+    for ship in ["tiefighter", "xwing"] {
+        let out = node.land(ship);
+        assert!(
+            out.status.success(),
+            "{ship} cannot land: {}",
+            describe(&out)
+        );
+        let body = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            body.contains("POST /v1/request-landing") && body.contains("deathstar"),
+            "{ship} got {body:?}"
+        );
+    }
+
+    let applied = node.myelin_ok(&[
+        "apply",
+        "-f",
+        &examples().join("starwars/policy").display().to_string(),
+    ]);
+    assert_eq!(
+        applied.trim(),
+        "ciliumnetworkpolicy.cilium.io/rule1 created"
+    );
+
+    let tiefighter = node.land("tiefighter");
+    assert!(tiefighter.status.success(), "{}", describe(&tiefighter));
+    let xwing = node.land("xwing");
+    assert_eq!(
+        xwing.status.code(),
+        Some(28),
+        "the xwing must time out (curl exit 28): {}",
+        describe(&xwing)
+    );
+
+    let endpoints = node.myelin_ok(&["endpoint", "list"]);
+    let deathstar_rows: Vec<&str> = endpoints
+        .lines()
+        .filter(|l| l.contains("k8s:app.kubernetes.io/name=deathstar"))
+        .collect();
+    assert_eq!(deathstar_rows.len(), 2, "{endpoints}");
+    for row in deathstar_rows {
+        let cells: Vec<&str> = row.split_whitespace().collect();
+        // ENDPOINT, ingress and egress enforcement, IDENTITY, first label, IPv4, STATUS.
+        assert_eq!(cells.len(), 7, "{endpoints}");
+        assert_eq!(
+            (cells[1], cells[2], cells[6]),
+            ("Enabled", "Disabled", "ready")
+        );
+    }
+
+    let pin_dir = PathBuf::from(format!("/sys/fs/bpf/{}", node.name));
+    assert!(pin_dir.exists());
+    let out = node.myelin_ok(&["down"]);
+    assert!(out.contains("is down"), "{out}");
+    assert_eq!(node.netns_left(), Vec::<String>::new());
+    assert!(!pin_dir.exists(), "{} is left", pin_dir.display());
+    assert!(!node.run_dir.exists(), "{} is left", node.run_dir.display());
+}
