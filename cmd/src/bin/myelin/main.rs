@@ -6,7 +6,13 @@
     reason = "a CLI prints its results and errors"
 )]
 
+mod exec;
+mod matrix;
+mod netns;
 mod policy;
+mod probe;
+mod sctp;
+mod serve;
 
 use std::process::ExitCode;
 
@@ -30,11 +36,22 @@ enum Command {
         #[command(subcommand)]
         command: policy::Command,
     },
+    /// Check connectivity on real traffic: connect from inside a namespace and print
+    /// allowed, denied (no answer within the timeout) or refused (nothing listens).
+    Probe(probe::ProbeArgs),
+    /// Run a command inside a network namespace.
+    Exec(exec::ExecArgs),
+    /// Serve a pod's ports: HTTP on TCP and SCTP, echo on UDP (`myelin up` runs it per pod).
+    #[command(hide = true)]
+    Serve(serve::ServeArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Policy { command } => policy::run(command),
+        Command::Probe(args) => probe::run(args),
+        Command::Exec(args) => exec::run(&args),
+        Command::Serve(args) => serve::run(args),
     }
 }

@@ -1,0 +1,73 @@
+//! `myelin exec`: runs a command inside a pod's network namespace, in place of this process,
+//! so its stdio, signals and exit code are the command's own.
+
+use std::ffi::OsString;
+use std::os::unix::process::CommandExt as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+use clap::Args;
+
+use crate::netns;
+
+/// What a shell exits with when it cannot run a command.
+const CANNOT_RUN: u8 = 127;
+
+#[derive(Args)]
+pub(crate) struct ExecArgs {
+    /// The network namespace: /run/netns/NAME or /proc/PID/ns/net.
+    #[arg(long)]
+    netns: PathBuf,
+    /// The command and its arguments, after `--`.
+    #[arg(last = true, required = true)]
+    command: Vec<OsString>,
+}
+
+/// How the command gets into the namespace.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Entry {
+    /// A namespace `ip netns` manages: `ip netns exec` also gives the command that namespace's
+    /// view of /sys and its /etc/netns/NAME files, as users of `ip netns` expect.
+    IpNetns(OsString),
+    /// Any other namespace file: enter it here, then run the command.
+    Setns,
+}
+
+pub(crate) fn entry(netns: &Path) -> Entry {
+    match (netns.parent(), netns.file_name()) {
+        (Some(parent), Some(name)) if parent == Path::new("/run/netns") => {
+            Entry::IpNetns(name.to_owned())
+        }
+        _ => Entry::Setns,
+    }
+}
+
+pub(crate) fn run(args: &ExecArgs) -> ExitCode {
+    let Some((program, rest)) = args.command.split_first() else {
+        eprintln!("error: no command given");
+        return ExitCode::from(CANNOT_RUN);
+    };
+    let mut command = match entry(&args.netns) {
+        Entry::IpNetns(name) => {
+            let mut command = Command::new("ip");
+            command.args(["netns", "exec"]).arg(name).arg(program);
+            command
+        }
+        Entry::Setns => {
+            // Still single-threaded, so the whole process (and what it execs) is inside.
+            if let Err(e) = netns::enter(&args.netns) {
+                eprintln!("error: {}", reconcilers::error_chain(&e));
+                return ExitCode::from(CANNOT_RUN);
+            }
+            Command::new(program)
+        }
+    };
+    command.args(rest);
+    // Only returns if the exec failed.
+    let e = command.exec();
+    eprintln!("error: run {}: {e}", program.to_string_lossy());
+    ExitCode::from(CANNOT_RUN)
+}
+
+#[cfg(test)]
+mod tests;

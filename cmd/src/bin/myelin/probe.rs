@@ -1,0 +1,124 @@
+//! `myelin probe`: connectivity measured on real traffic, from inside a pod's namespace.
+
+mod connect;
+mod matrix;
+mod timeout;
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Subcommand, ValueEnum};
+use policy::trace::Probe;
+use serde_json::json;
+
+pub(crate) use self::connect::{Outcome, ProbeError, Verdict, probe};
+pub(crate) use self::matrix::{ProbePod, probe_matrix};
+use crate::matrix::MatrixFormat;
+
+/// Exit code when the probe itself could not run, apart from 1 (not allowed).
+const ERROR: u8 = 2;
+
+#[derive(Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+pub(crate) struct ProbeArgs {
+    #[command(subcommand)]
+    command: Option<ProbeCommand>,
+    /// The source's network namespace: /run/netns/NAME or /proc/PID/ns/net (default: this
+    /// process's own).
+    #[arg(long = "from-netns")]
+    from_netns: Option<PathBuf>,
+    /// The destination address.
+    #[arg(long, required = true)]
+    to: Option<IpAddr>,
+    /// PORT/PROTOCOL: TCP (an HTTP GET), UDP (a datagram that should come back) or SCTP.
+    #[arg(long, default_value = "80/TCP")]
+    port: Probe,
+    /// How long to wait for the connection, then for the answer; silence means denied.
+    #[arg(long, default_value = "1s", value_parser = timeout::parse)]
+    timeout: Duration,
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = ProbeFormat::Text)]
+    output: ProbeFormat,
+}
+
+#[derive(Subcommand)]
+enum ProbeCommand {
+    /// Probe every pair of pods and print the table `policy matrix` prints: `.` allowed,
+    /// `X` denied, `R` refused (reached, but nothing listens).
+    Matrix(MatrixArgs),
+}
+
+#[derive(Args)]
+struct MatrixArgs {
+    /// ns/pod,NETNS,IP; repeat for every pod, in table order.
+    #[arg(long = "pod", required = true)]
+    pods: Vec<ProbePod>,
+    /// PORT/PROTOCOL to probe (default 80/TCP); repeat for several.
+    #[arg(long = "probe")]
+    probes: Vec<Probe>,
+    #[arg(long, default_value = "1s", value_parser = timeout::parse)]
+    timeout: Duration,
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = MatrixFormat::Table)]
+    output: MatrixFormat,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ProbeFormat {
+    Text,
+    Json,
+}
+
+pub(crate) fn run(args: ProbeArgs) -> ExitCode {
+    let result = match (&args.command, args.to) {
+        (Some(ProbeCommand::Matrix(matrix)), _) => run_matrix(matrix),
+        (None, Some(to)) => run_one(&args, to),
+        (None, None) => unreachable!("clap requires --to without a subcommand"),
+    };
+    result.unwrap_or_else(|e| {
+        eprintln!("error: {}", reconcilers::error_chain(&e));
+        ExitCode::from(ERROR)
+    })
+}
+
+fn run_one(args: &ProbeArgs, to: IpAddr) -> Result<ExitCode, ProbeError> {
+    let outcome = probe(args.from_netns.as_deref(), to, args.port, args.timeout)?;
+    print!("{}", render(&outcome, args, to));
+    Ok(if outcome.verdict == Verdict::Allowed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn render(outcome: &Outcome, args: &ProbeArgs, to: IpAddr) -> String {
+    match args.output {
+        ProbeFormat::Text => format!("{}\n", outcome.verdict.as_str()),
+        ProbeFormat::Json => format!(
+            "{}\n",
+            json!({
+                "from": args.from_netns.as_ref().map(|p| p.display().to_string()),
+                "to": to.to_string(),
+                "probe": args.port.to_string(),
+                "verdict": outcome.verdict.as_str(),
+                "detail": outcome.detail,
+                "http_status": outcome.http_status,
+                "body": outcome.body,
+            })
+        ),
+    }
+}
+
+fn run_matrix(args: &MatrixArgs) -> Result<ExitCode, ProbeError> {
+    let probes = if args.probes.is_empty() {
+        vec![Probe::tcp(80)]
+    } else {
+        args.probes.clone()
+    };
+    let matrix = probe_matrix(&args.pods, &probes, args.timeout)?;
+    print!("{}", matrix.render(args.output));
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests;
