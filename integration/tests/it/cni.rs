@@ -23,7 +23,7 @@ use crate::netns::Netns;
 const POD_CIDR: &str = "10.244.0.0/24";
 
 /// A built binary of this workspace, next to the test executable's target directory.
-fn binary(name: &str) -> PathBuf {
+pub(crate) fn binary(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
     // target/debug/deps/it-<hash> -> target/debug/<name>
     let path = exe
@@ -646,6 +646,7 @@ fn failing_agent(socket: &Path) -> std::thread::JoinHandle<Vec<String>> {
                     seen.push("endpoint-add".to_owned());
                     Response::Endpoint(agent_api::Endpoint {
                         container_id: add.container_id.clone(),
+                        id: 1,
                         ifname: add.ifname.clone(),
                         netns: add.netns.clone(),
                         pod: add.pod.clone(),

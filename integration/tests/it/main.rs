@@ -5,3 +5,4 @@ mod datapath;
 mod netns;
 mod route_reconciler;
 mod routes;
+mod workload;

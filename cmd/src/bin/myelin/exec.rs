@@ -43,28 +43,33 @@ pub(crate) fn entry(netns: &Path) -> Entry {
 }
 
 pub(crate) fn run(args: &ExecArgs) -> ExitCode {
-    let Some((program, rest)) = args.command.split_first() else {
+    exec(&args.netns, &args.command)
+}
+
+/// Replaces this process with `command` run inside the namespace at `netns`; returns only if
+/// that failed (exit code 127, as a shell's).
+pub(crate) fn exec(netns: &Path, command: &[OsString]) -> ExitCode {
+    let Some((program, rest)) = command.split_first() else {
         eprintln!("error: no command given");
         return ExitCode::from(CANNOT_RUN);
     };
-    let mut command = match entry(&args.netns) {
+    let mut process = match entry(netns) {
         Entry::IpNetns(name) => {
-            let mut command = Command::new("ip");
-            command.args(["netns", "exec"]).arg(name).arg(program);
-            command
+            let mut process = Command::new("ip");
+            process.args(["netns", "exec"]).arg(name).arg(program);
+            process
         }
         Entry::Setns => {
             // Still single-threaded, so the whole process (and what it execs) is inside.
-            if let Err(e) = netns::enter(&args.netns) {
+            if let Err(e) = netns::enter(netns) {
                 eprintln!("error: {}", reconcilers::error_chain(&e));
                 return ExitCode::from(CANNOT_RUN);
             }
             Command::new(program)
         }
     };
-    command.args(rest);
-    // Only returns if the exec failed.
-    let e = command.exec();
+    process.args(rest);
+    let e = process.exec();
     eprintln!("error: run {}: {e}", program.to_string_lossy());
     ExitCode::from(CANNOT_RUN)
 }

@@ -46,6 +46,8 @@ pub(crate) fn listen(port: u16) -> Result<TcpListener, SctpError> {
     socket.set_reuse_address(true).map_err(io("reuse"))?;
     socket.bind(&addr.into()).map_err(io("bind"))?;
     socket.listen(128).map_err(io("listen on"))?;
-    socket.set_nonblocking(true).map_err(io("set nonblocking on"))?;
+    socket
+        .set_nonblocking(true)
+        .map_err(io("set nonblocking on"))?;
     Ok(socket.into())
 }

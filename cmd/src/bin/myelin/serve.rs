@@ -113,9 +113,8 @@ async fn serve_ports(args: ServeArgs) -> Result<()> {
             }
             Err(e) => return Err(e.into()),
         };
-        listeners.push(
-            TcpListener::from_std(listener).with_context(|| format!("serve {port}/SCTP"))?,
-        );
+        listeners
+            .push(TcpListener::from_std(listener).with_context(|| format!("serve {port}/SCTP"))?);
     }
     for &port in &args.udp {
         let socket = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, port))
@@ -166,7 +165,10 @@ async fn serve_http(listener: TcpListener, pod: Arc<str>) {
     }
 }
 
-async fn answer(pod: Arc<str>, request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+async fn answer(
+    pod: Arc<str>,
+    request: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
     let text = body_text(&pod, request.method().as_str(), request.uri().path());
     tracing::debug!(method = %request.method(), path = request.uri().path(), "request");
     // Read the request's body to its end so the connection can carry the next request; a
@@ -202,7 +204,6 @@ async fn echo(socket: UdpSocket, port: u16) {
         }
     }
 }
-
 
 #[cfg(test)]
 mod tests;

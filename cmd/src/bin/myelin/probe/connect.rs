@@ -146,12 +146,10 @@ fn http_get(mut stream: TcpStream, addr: SocketAddr, timeout: Duration) -> Outco
     }
     match error {
         None => Outcome::new(Verdict::Allowed, "connected; closed without an answer"),
-        Some(e) if matches!(e.kind(), ErrorKind::TimedOut | ErrorKind::WouldBlock) => {
-            Outcome::new(
-                Verdict::Allowed,
-                format!("connected; no answer within {}", show(timeout)),
-            )
-        }
+        Some(e) if matches!(e.kind(), ErrorKind::TimedOut | ErrorKind::WouldBlock) => Outcome::new(
+            Verdict::Allowed,
+            format!("connected; no answer within {}", show(timeout)),
+        ),
         Some(e) if e.kind() == ErrorKind::ConnectionReset => {
             Outcome::new(Verdict::Refused, "connection reset")
         }

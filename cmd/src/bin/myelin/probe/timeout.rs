@@ -7,7 +7,11 @@ pub(crate) fn parse(text: &str) -> Result<Duration, String> {
     let duration = if let Some(ms) = text.strip_suffix("ms") {
         Duration::from_millis(ms.parse().map_err(|_| bad())?)
     } else {
-        let secs: f64 = text.strip_suffix('s').unwrap_or(text).parse().map_err(|_| bad())?;
+        let secs: f64 = text
+            .strip_suffix('s')
+            .unwrap_or(text)
+            .parse()
+            .map_err(|_| bad())?;
         Duration::try_from_secs_f64(secs).map_err(|_| bad())?
     };
     if duration.is_zero() {
