@@ -117,14 +117,16 @@ impl Pair {
         )
     }
 
-    /// `-o json`, with the client namespace's name (it holds the pid) made stable.
-    fn probe_json(&self, port: &str, extra: &[&str]) -> (i32, Value) {
+    /// `-o json` as printed, with the client namespace's name (it holds the pid) made stable.
+    fn probe_json_text(&self, port: &str, extra: &[&str]) -> (i32, String) {
         let (code, stdout) = self.probe(port, &[&["-o", "json"], extra].concat());
-        let stdout = stdout.replace(self.client.name(), "CLIENT");
-        (
-            code,
-            serde_json::from_str(&stdout).expect("probe prints JSON"),
-        )
+        (code, stdout.replace(self.client.name(), "CLIENT"))
+    }
+
+    fn probe_json(&self, port: &str, extra: &[&str]) -> (i32, Value) {
+        let (code, stdout) = self.probe_json_text(port, extra);
+        let json = serde_json::from_str(&stdout).expect("probe prints JSON");
+        (code, json)
     }
 }
 
@@ -146,10 +148,12 @@ fn probe_gets_the_pod_s_answer_and_tells_refused_from_allowed() {
     let mut pair = Pair::new();
 
     assert_eq!(pair.probe("80/TCP", &[]), (0, "allowed\n".to_owned()));
-    let (code, json) = pair.probe_json("8080/TCP", &[]);
+    let (code, json) = pair.probe_json_text("8080/TCP", &[]);
     assert_eq!(code, 0);
-    expect![[r#"{"body":"default/web GET /\n","detail":"HTTP/1.1 200 OK","from":"/run/netns/CLIENT","http_status":200,"probe":"8080/TCP","to":"10.0.0.2","verdict":"allowed"}"#]]
-        .assert_eq(&json.to_string());
+    expect![[r#"
+        {"verdict":"allowed","probe":"8080/TCP","from":"/run/netns/CLIENT","to":"10.0.0.2","detail":"HTTP/1.1 200 OK","http_status":200,"body":"default/web GET /\n"}
+    "#]]
+        .assert_eq(&json);
 
     // Nothing listens on 81: the server's kernel resets the connection.
     assert_eq!(pair.probe("81/TCP", &[]), (1, "refused\n".to_owned()));
@@ -158,16 +162,15 @@ fn probe_gets_the_pod_s_answer_and_tells_refused_from_allowed() {
     assert_eq!(code, 0, "{json}");
     assert_eq!(json["verdict"], "allowed");
     assert_eq!(json["detail"], "echoed");
-    let (code, json) = pair.probe_json("54/UDP", &[]);
+    let (code, json) = pair.probe_json_text("54/UDP", &[]);
     assert_eq!(code, 1);
-    expect![[r#"{"body":null,"detail":"port unreachable","from":"/run/netns/CLIENT","http_status":null,"probe":"54/UDP","to":"10.0.0.2","verdict":"refused"}"#]]
-        .assert_eq(&json.to_string());
+    expect![[r#"
+        {"verdict":"refused","probe":"54/UDP","from":"/run/netns/CLIENT","to":"10.0.0.2","detail":"port unreachable","http_status":null,"body":null}
+    "#]]
+        .assert_eq(&json);
 
-    let server = pair.server.as_ref().expect("server").pid();
-    assert!(
-        Pair::into_server(pair).stop(),
-        "serve {server} exits 0 on SIGTERM"
-    );
+    let server = pair.server.take().expect("server");
+    assert!(server.stop(), "myelin serve exits 0 on SIGTERM");
 }
 
 #[test]

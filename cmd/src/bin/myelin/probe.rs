@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use clap::{Args, Subcommand, ValueEnum};
 use policy::trace::Probe;
-use serde_json::json;
+use serde_json::Value;
 
 pub(crate) use self::connect::{Outcome, ProbeError, Verdict, probe};
 pub(crate) use self::matrix::{ProbePod, probe_matrix};
@@ -94,18 +94,26 @@ fn run_one(args: &ProbeArgs, to: IpAddr) -> Result<ExitCode, ProbeError> {
 fn render(outcome: &Outcome, args: &ProbeArgs, to: IpAddr) -> String {
     match args.output {
         ProbeFormat::Text => format!("{}\n", outcome.verdict.as_str()),
-        ProbeFormat::Json => format!(
-            "{}\n",
-            json!({
-                "from": args.from_netns.as_ref().map(|p| p.display().to_string()),
-                "to": to.to_string(),
-                "probe": args.port.to_string(),
-                "verdict": outcome.verdict.as_str(),
-                "detail": outcome.detail,
-                "http_status": outcome.http_status,
-                "body": outcome.body,
-            })
-        ),
+        // Keys in the documented order, whatever map type serde_json was built with.
+        ProbeFormat::Json => {
+            let fields = [
+                ("verdict", Value::from(outcome.verdict.as_str())),
+                ("probe", Value::from(args.port.to_string())),
+                (
+                    "from",
+                    Value::from(args.from_netns.as_ref().map(|p| p.display().to_string())),
+                ),
+                ("to", Value::from(to.to_string())),
+                ("detail", Value::from(outcome.detail.as_str())),
+                ("http_status", Value::from(outcome.http_status)),
+                ("body", Value::from(outcome.body.as_deref())),
+            ];
+            let fields: Vec<String> = fields
+                .iter()
+                .map(|(key, value)| format!("{}:{value}", Value::from(*key)))
+                .collect();
+            format!("{{{}}}\n", fields.join(","))
+        }
     }
 }
 
