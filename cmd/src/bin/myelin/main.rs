@@ -36,8 +36,8 @@ enum Command {
         #[command(subcommand)]
         command: policy::Command,
     },
-    /// Check connectivity on real traffic: connect from inside a namespace and print
-    /// allowed, denied (no answer within the timeout) or refused (nothing listens).
+    /// Connect from inside a namespace: allowed, denied (silence until the timeout) or
+    /// refused (nothing listens).
     Probe(probe::ProbeArgs),
     /// Run a command inside a network namespace.
     Exec(exec::ExecArgs),
