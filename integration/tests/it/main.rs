@@ -6,3 +6,4 @@ mod embedded;
 mod netns;
 mod route_reconciler;
 mod routes;
+mod workload;

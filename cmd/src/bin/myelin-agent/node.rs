@@ -8,7 +8,7 @@ use std::sync::{Mutex, PoisonError};
 use bpf::Datapath;
 use bpf::maps::policy::{Policy, PolicyKey, PolicyValue};
 use reconcilers::datapath::register_identities_table;
-use reconcilers::derive::{self, Derivation, DerivationTables};
+use reconcilers::derive::{DeriveConfig, DeriveError, DeriveTables, Derivation};
 use reconcilers::endpoints::Endpoint;
 use reconcilers::objects::StoredObject;
 use reconcilers::reconciler::Health;
@@ -32,7 +32,7 @@ pub(crate) enum NodeError {
     #[error("start the datapath reconcilers")]
     Reconcilers(#[from] reconcilers::targets::bpf::DatapathError),
     #[error("start the policy derivation")]
-    Derivation(#[from] derive::DeriveError),
+    Derivation(#[from] DeriveError),
 }
 
 pub(crate) struct Node {
@@ -65,9 +65,9 @@ impl Node {
             pin_dir: pin_dir.to_owned(),
             source,
         })?;
-        let derivation = derive::spawn(
-            db,
-            DerivationTables {
+        let (derivation, _task) = Derivation::spawn(
+            db.clone(),
+            DeriveTables {
                 objects: objects.clone(),
                 endpoints: endpoints.clone(),
                 identities: identities.clone(),
@@ -75,8 +75,8 @@ impl Node {
                 datapath_endpoints: datapath_tables.endpoints.clone(),
                 policy_entries: datapath_tables.policy.clone(),
             },
-            policy::engine::Config::default(),
-            shutdown,
+            &DeriveConfig::default(),
+            shutdown.clone(),
         )?;
         let reconcilers =
             spawn_datapath_reconcilers(db, &datapath_tables, datapath, None, shutdown)?;
@@ -102,7 +102,9 @@ impl Node {
     /// Waits until the objects table's `revision` is derived and every map reflects it: the
     /// change is enforced in the kernel.
     pub(crate) async fn wait_enforced(&self, objects_revision: Revision) {
-        self.derivation.wait_derived(objects_revision).await;
+        let txn = self.db.read_txn();
+        debug_assert!(txn.revision(&self.tables.objects) >= objects_revision);
+        self.derivation.wait_derived(&txn).await;
         let txn = self.db.read_txn();
         let ipcache = txn.revision(&self.datapath_tables.ipcache);
         let endpoints = txn.revision(&self.datapath_tables.endpoints);

@@ -355,3 +355,38 @@ fn read_manifests(paths: &[PathBuf]) -> Result<Vec<(String, Object)>> {
     });
     Ok(objects)
 }
+
+/// A pod of the node that is up: `ns/pod` (or `pod`, in `default`).
+pub(crate) struct PodEnd {
+    pub(crate) key: String,
+    pub(crate) netns: PathBuf,
+    pub(crate) ipv4: std::net::Ipv4Addr,
+}
+
+/// Every pod of the node that is up, in `ns/pod` order.
+pub(crate) fn pods(run: &RunDir) -> Result<Vec<PodEnd>> {
+    let instance = run
+        .load()?
+        .context("no embedded node is up (`myelin up DIR` starts one)")?;
+    Ok(instance
+        .pods
+        .into_iter()
+        .map(|(key, pod)| PodEnd {
+            key,
+            netns: Path::new("/run/netns").join(pod.netns),
+            ipv4: pod.ipv4,
+        })
+        .collect())
+}
+
+pub(crate) fn pod(run: &RunDir, name: &str) -> Result<PodEnd> {
+    let key = if name.contains('/') {
+        name.to_owned()
+    } else {
+        format!("{DEFAULT_NAMESPACE}/{name}")
+    };
+    pods(run)?
+        .into_iter()
+        .find(|p| p.key == key)
+        .with_context(|| format!("no pod {key} on the node that is up"))
+}

@@ -8,14 +8,19 @@
 
 mod client;
 mod embedded;
+mod exec;
 mod inspect;
+mod matrix;
+mod netns;
 mod policy;
+mod probe;
+mod sctp;
+mod serve;
 
 use std::io::IsTerminal as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
@@ -57,13 +62,6 @@ enum Command {
         #[arg(short = 'f', long = "filename", required = true)]
         paths: Vec<PathBuf>,
     },
-    /// Run a command inside a pod's network namespace: `myelin exec default/xwing -- curl ...`.
-    Exec {
-        /// NAMESPACE/POD, or POD in `default`.
-        pod: String,
-        #[arg(last = true, required = true)]
-        command: Vec<String>,
-    },
     /// The node's endpoints.
     Endpoint {
         #[command(subcommand)]
@@ -86,6 +84,14 @@ enum Command {
         #[command(subcommand)]
         command: policy::Command,
     },
+    /// Connect from inside a namespace: allowed, denied (silence until the timeout) or
+    /// refused (nothing listens).
+    Probe(probe::ProbeArgs),
+    /// Run a command inside a pod's network namespace: `myelin exec default/xwing -- curl ...`.
+    Exec(exec::ExecArgs),
+    /// Serve a pod's ports: HTTP on TCP and SCTP, echo on UDP (`myelin up` runs it per pod).
+    #[command(hide = true)]
+    Serve(serve::ServeArgs),
 }
 
 #[derive(Subcommand)]
@@ -122,7 +128,9 @@ fn main() -> ExitCode {
         Command::Down => embedded::down(&run).map(|()| true),
         Command::Apply { paths } => embedded::change(&run, &paths, false),
         Command::Delete { paths } => embedded::change(&run, &paths, true),
-        Command::Exec { pod, command } => return exec(&run, &pod, &command),
+        Command::Exec(args) => return exec::run(&args, &run),
+        Command::Probe(args) => return probe::run(args, &run),
+        Command::Serve(args) => return serve::run(args),
         Command::Endpoint {
             command: ListCommand::List,
         } => inspect::endpoint_list(&client).map(|()| true),
@@ -142,48 +150,6 @@ fn main() -> ExitCode {
         Ok(false) => ExitCode::FAILURE,
         Err(err) => {
             eprintln!("error: {err:#}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-fn exec(run: &RunDir, pod: &str, command: &[String]) -> ExitCode {
-    let found = (|| -> Result<String> {
-        let instance = run
-            .load()?
-            .context("no embedded node is up (`myelin up DIR` starts one)")?;
-        let key = if pod.contains('/') {
-            pod.to_owned()
-        } else {
-            format!("default/{pod}")
-        };
-        instance
-            .pods
-            .get(&key)
-            .map(|p| p.netns.clone())
-            .with_context(|| format!("no pod {key}"))
-    })();
-    let netns = match found {
-        Ok(netns) => netns,
-        Err(err) => {
-            eprintln!("error: {err:#}");
-            return ExitCode::FAILURE;
-        }
-    };
-    // `ip netns exec` also mounts /etc/netns/<netns>/hosts, so names resolve in the pod.
-    match std::process::Command::new("ip")
-        .args(["netns", "exec", &netns])
-        .args(command)
-        .status()
-    {
-        Ok(status) => ExitCode::from(
-            status
-                .code()
-                .and_then(|c| u8::try_from(c).ok())
-                .unwrap_or(1),
-        ),
-        Err(err) => {
-            eprintln!("error: run ip netns exec: {err}");
             ExitCode::FAILURE
         }
     }

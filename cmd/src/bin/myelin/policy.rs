@@ -8,6 +8,8 @@ use std::process::ExitCode;
 use clap::{Subcommand, ValueEnum};
 use schema::manifest;
 
+use crate::matrix::MatrixFormat;
+
 #[derive(Subcommand)]
 pub(crate) enum Command {
     /// Check manifests (files or directories of YAML) the way `kubectl apply` would read them,
@@ -37,12 +39,6 @@ pub(crate) enum Command {
         #[arg(long = "manifests")]
         manifests: Vec<PathBuf>,
     },
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-pub(crate) enum MatrixFormat {
-    Table,
-    Json,
 }
 
 #[derive(Clone, Copy, ValueEnum)]

@@ -12,7 +12,8 @@ use policy::trace::{self, Http, Peer, Probe, Request, RuleRef, Side, Trace};
 use schema::manifest;
 use serde_json::{Value, json};
 
-use super::{Enforcement, MatrixFormat};
+use super::Enforcement;
+use crate::matrix::{Cell, Matrix, MatrixFormat};
 
 #[derive(Args)]
 pub(crate) struct TraceArgs {
@@ -101,47 +102,23 @@ pub(super) fn matrix(
             }
         }
     };
-    let names: Vec<String> = cluster
-        .pods()
-        .map(|p| format!("{}/{}", p.namespace, p.name))
-        .collect();
-    let tables: Vec<Vec<Vec<bool>>> = probes
-        .iter()
-        .map(|probe| trace::matrix(&cluster, *probe))
-        .collect();
-    match output {
-        MatrixFormat::Table => {
-            let mut out = String::new();
-            for (i, (probe, table)) in probes.iter().zip(&tables).enumerate() {
-                if i > 0 {
-                    out.push('\n');
-                }
-                let _ = writeln!(out, "{probe}");
-                let _ = writeln!(out, "-\t{}", names.join("\t"));
-                for (name, row) in names.iter().zip(table) {
-                    let cells: Vec<&str> = row.iter().map(|a| if *a { "." } else { "X" }).collect();
-                    let _ = writeln!(out, "{name}\t{}", cells.join("\t"));
-                }
-            }
-            print!("{out}");
-        }
-        MatrixFormat::Json => {
-            // Keys in the documented order, whatever map type serde_json was built with.
-            let names = Value::from(names).to_string();
-            let probes: Vec<String> = probes
-                .iter()
-                .zip(&tables)
-                .map(|(probe, table)| {
-                    format!(
-                        r#"{{"probe":{},"from":{names},"to":{names},"allowed":{}}}"#,
-                        Value::from(probe.to_string()),
-                        json!(table),
-                    )
-                })
-                .collect();
-            println!(r#"{{"probes":[{}]}}"#, probes.join(","));
-        }
-    }
+    let matrix = Matrix {
+        names: cluster
+            .pods()
+            .map(|p| format!("{}/{}", p.namespace, p.name))
+            .collect(),
+        tables: probes
+            .iter()
+            .map(|probe| {
+                let table = trace::matrix(&cluster, *probe)
+                    .into_iter()
+                    .map(|row| row.into_iter().map(Cell::from).collect())
+                    .collect();
+                (*probe, table)
+            })
+            .collect(),
+    };
+    print!("{}", matrix.render(output));
     ExitCode::SUCCESS
 }
 

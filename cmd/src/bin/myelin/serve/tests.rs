@@ -1,0 +1,109 @@
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream, UdpSocket as StdUdpSocket};
+use std::time::Duration;
+
+use expect_test::expect;
+use tokio::net::{TcpListener, UdpSocket};
+
+use super::{echo, serve_http};
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+/// Sends `request` and reads one answer: its status line and body (the date header varies).
+fn exchange(stream: &mut TcpStream, request: &str) -> String {
+    stream.write_all(request.as_bytes()).expect("send");
+    let mut reader = BufReader::new(stream);
+    let mut status = String::new();
+    reader.read_line(&mut status).expect("status line");
+    let mut length = 0;
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line).expect("header");
+        if line == "\r\n" {
+            break;
+        }
+        if let Some(value) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+            length = value.trim().parse().expect("length");
+        }
+    }
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body).expect("body");
+    format!(
+        "{} -> {:?}",
+        status.trim_end(),
+        String::from_utf8_lossy(&body)
+    )
+}
+
+#[test]
+fn every_request_gets_the_pod_method_and_path_on_kept_alive_concurrent_connections() {
+    runtime().block_on(async {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let server = tokio::spawn(serve_http(listener, "x/web".into()));
+        let transcript = tokio::task::spawn_blocking(move || {
+            let connect = |addr: SocketAddr| {
+                let stream = TcpStream::connect(addr).expect("connect");
+                stream
+                    .set_read_timeout(Some(Duration::from_secs(5)))
+                    .expect("timeout");
+                stream
+            };
+            let mut first = connect(addr);
+            let mut second = connect(addr);
+            // The second connection is answered while the first one is open and idle; then
+            // the first carries two requests, a body included.
+            [
+                exchange(&mut second, "GET /two HTTP/1.1\r\nHost: web\r\n\r\n"),
+                exchange(
+                    &mut first,
+                    "POST /one?q=1 HTTP/1.1\r\nHost: web\r\nContent-Length: 5\r\n\r\nhello",
+                ),
+                exchange(&mut first, "DELETE /again HTTP/1.1\r\nHost: web\r\n\r\n"),
+            ]
+            .join("\n")
+        })
+        .await
+        .expect("client");
+        server.abort();
+        expect![[r#"
+            HTTP/1.1 200 OK -> "x/web GET /two\n"
+            HTTP/1.1 200 OK -> "x/web POST /one\n"
+            HTTP/1.1 200 OK -> "x/web DELETE /again\n""#]]
+        .assert_eq(&transcript);
+    });
+}
+
+#[test]
+fn udp_ports_echo() {
+    runtime().block_on(async {
+        let socket = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+        let addr = socket.local_addr().expect("addr");
+        let server = tokio::spawn(echo(socket, addr.port()));
+        let answers = tokio::task::spawn_blocking(move || {
+            let client = StdUdpSocket::bind("127.0.0.1:0").expect("bind client");
+            client
+                .set_read_timeout(Some(Duration::from_secs(5)))
+                .expect("timeout");
+            client.connect(addr).expect("connect");
+            ["ping", "pong"]
+                .iter()
+                .map(|text| {
+                    client.send(text.as_bytes()).expect("send");
+                    let mut buf = [0; 64];
+                    let n = client.recv(&mut buf).expect("echo");
+                    String::from_utf8_lossy(&buf[..n]).into_owned()
+                })
+                .collect::<Vec<_>>()
+        })
+        .await
+        .expect("client");
+        server.abort();
+        assert_eq!(answers, ["ping", "pong"]);
+    });
+}
