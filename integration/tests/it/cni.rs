@@ -646,6 +646,7 @@ fn failing_agent(socket: &Path) -> std::thread::JoinHandle<Vec<String>> {
                     seen.push("endpoint-add".to_owned());
                     Response::Endpoint(agent_api::Endpoint {
                         container_id: add.container_id.clone(),
+                        id: 9,
                         ifname: add.ifname.clone(),
                         netns: add.netns.clone(),
                         pod: add.pod.clone(),
