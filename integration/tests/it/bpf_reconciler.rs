@@ -19,6 +19,7 @@ use bpf::{
 };
 use expect_test::expect;
 use policy::identity::Identity;
+use policy::l7::L7Parser;
 use policy::mapstate::{Key, PROTO_TCP, Verdict};
 use policy::rule::Direction;
 use reconcilers::datapath::{DatapathEndpoint, IpcacheEntry, IpcacheKind, PolicyEntry};
@@ -464,6 +465,26 @@ fn rows_make_traffic_pass_or_drop_and_deletes_remove_exactly_their_entry() {
     "#]]
     .assert_eq(&diff(&before, &after));
     connect(&cluster.pod_a).expect_err("A is no longer in the block");
+
+    // An L7 redirect lets the connection through (port 0 until the proxy exists), as
+    // `MapState::decide` says `Redirected`.
+    let before = after;
+    rt.block_on(agent.write(|w, t| {
+        w.insert(
+            &t.policy,
+            PolicyEntry {
+                verdict: Verdict::Redirect(L7Parser::Http),
+                ..allow(EP_B, Direction::Ingress, ID_A, PORT)
+            },
+        )
+        .expect("insert");
+    }));
+    let after = maps(&probe, &cluster);
+    expect![[r#"
+        + policy endpoint 2 ingress identity 40001 8080/tcp Redirect { proxy_port: 0 }
+    "#]]
+    .assert_eq(&diff(&before, &after));
+    connect(&cluster.pod_a).expect("redirected: allowed");
 
     // B's endpoint goes: its entry and its programs, nothing else. Nothing enforces B's
     // ingress then, and A's egress still allows B.
