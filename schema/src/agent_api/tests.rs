@@ -22,6 +22,7 @@ fn host() -> HostInterface {
 fn ready_endpoint() -> Endpoint {
     Endpoint {
         container_id: "c0ffee".to_owned(),
+        id: 3,
         ifname: "eth0".to_owned(),
         netns: "/run/netns/pod".to_owned(),
         pod: Some(pod()),
@@ -93,7 +94,7 @@ fn responses_are_tagged_lines() {
     check_line(
         &Response::Endpoint(ready_endpoint()),
         expect![[r#"
-            {"response":"endpoint","containerId":"c0ffee","ifname":"eth0","netns":"/run/netns/pod","pod":{"namespace":"default","name":"deathstar-1"},"ipv4":"10.244.0.2","gateway":"169.254.1.1","host":{"ifindex":7,"ifname":"lxc0123456789ab","mac":"02:00:00:00:00:01"},"containerMac":"02:00:00:00:00:02","state":"ready"}
+            {"response":"endpoint","containerId":"c0ffee","id":3,"ifname":"eth0","netns":"/run/netns/pod","pod":{"namespace":"default","name":"deathstar-1"},"ipv4":"10.244.0.2","gateway":"169.254.1.1","host":{"ifindex":7,"ifname":"lxc0123456789ab","mac":"02:00:00:00:00:01"},"containerMac":"02:00:00:00:00:02","state":"ready"}
         "#]],
     );
     check_line(
