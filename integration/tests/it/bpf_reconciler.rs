@@ -258,9 +258,16 @@ fn maps(probe: &Datapath, cluster: &Cluster) -> BTreeSet<String> {
             lines.insert(format!("{name} {prefix} {}", value.identity));
         }
     }
+    // Only the host veths that still exist.
     let names: Vec<(u32, &str)> = [HOST_A, HOST_B]
         .into_iter()
-        .map(|name| (cluster.node.ifindex(name), name))
+        .filter_map(|name| {
+            let out = cluster
+                .node
+                .exec(&["cat", &format!("/sys/class/net/{name}/ifindex")]);
+            let index = String::from_utf8(out.stdout).ok()?.trim().parse().ok()?;
+            Some((index, name))
+        })
         .collect();
     for (addr, info) in probe
         .endpoints()
@@ -500,6 +507,22 @@ fn rows_make_traffic_pass_or_drop_and_deletes_remove_exactly_their_entry() {
     "#]]
     .assert_eq(&diff(&before, &after));
     connect(&cluster.pod_a).expect("B is no longer enforced");
+
+    // A's veth vanishes before its row goes (the pod was torn down first): the delete
+    // succeeds, the pins and the entry go, and nothing is left to retry.
+    let row_a = endpoint(&cluster, EP_A);
+    cluster.node.exec_ok(&["ip", "link", "del", HOST_A]);
+    let before = after;
+    rt.block_on(agent.write(|w, t| {
+        w.delete(&t.endpoints, &row_a).expect("delete");
+    }));
+    let after = maps(&probe, &cluster);
+    expect![[r#"
+        - attached lxca
+        - endpoint 10.200.0.1 id 1 on lxca identity 40001 flags 3
+    "#]]
+    .assert_eq(&diff(&before, &after));
+    agent.assert_all_done();
     rt.block_on(agent.stop());
 }
 
