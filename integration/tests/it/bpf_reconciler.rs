@@ -615,6 +615,27 @@ fn entries_written_behind_the_reconcilers_back_are_pruned() {
     assert_eq!(render(&maps(&probe, &cluster)), render(&desired));
     agent.assert_all_done();
     connect(&cluster.pod_a).expect("repaired");
+
+    // In one write, endpoint 3 takes over B's address and veth: the round writes 3's entry
+    // before it deletes 2's, and that delete must leave 3's entry and programs alone.
+    rt.block_on(agent.write(|w, t| {
+        w.delete(&t.endpoints, &endpoint(&cluster, EP_B))
+            .expect("delete");
+        w.insert(
+            &t.endpoints,
+            DatapathEndpoint {
+                endpoint_id: 3,
+                ..endpoint(&cluster, EP_B)
+            },
+        )
+        .expect("insert");
+    }));
+    agent.assert_all_done();
+    expect![[r#"
+        - endpoint 10.200.0.2 id 2 on lxcb identity 40002 flags 3
+        + endpoint 10.200.0.2 id 3 on lxcb identity 40002 flags 3
+    "#]]
+    .assert_eq(&diff(&desired, &maps(&probe, &cluster)));
     rt.block_on(agent.stop());
 }
 

@@ -33,6 +33,9 @@ pub fn endpoint_info(endpoint: &DatapathEndpoint) -> EndpointInfo {
 
 /// Applies [`DatapathEndpoint`] rows: the map entry first, so that the programs find their
 /// endpoint from their first packet on, then the programs on the host veth.
+///
+/// The map is keyed by address and the pins by interface name, the table by endpoint id: a
+/// row rewritten with another address or interface leaves the old entry or pins to prune.
 #[derive(Debug)]
 pub struct EndpointOps {
     /// What a delete checks for rows that took over the deleted row's interface or address.
@@ -89,11 +92,10 @@ impl EndpointOps {
         };
         // A round applies its updates before its deletes: a row that took over the interface
         // or the address in the same round has already written it, and keeps it.
-        let others = || {
-            txn.all(&self.table)
-                .filter(|e| e.object.endpoint_id != endpoint.endpoint_id)
-        };
-        if !others().any(|e| e.object.ifname == endpoint.ifname) {
+        let taken_over = txn.all(&self.table).any(|e| {
+            e.object.ifname == endpoint.ifname && e.object.endpoint_id != endpoint.endpoint_id
+        });
+        if !taken_over {
             // Removing the pins is all a detach takes, so a vanished interface (whose links
             // the kernel already dropped) detaches fine.
             lock(&self.datapath)
