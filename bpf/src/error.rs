@@ -83,6 +83,12 @@ pub enum Error {
         #[source]
         source: Box<aya::pin::PinError>,
     },
+    #[error("list pinned links in {path}")]
+    ListPins {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("remove pinned link {path}")]
     Unpin {
         path: PathBuf,

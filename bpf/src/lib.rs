@@ -7,8 +7,9 @@
 //!  eth0 <── veth ── host end: tc egress   to_container    (pod INGRESS policy) <── stack
 //! ```
 //!
-//! Maps (pinned under `<pin dir>/v1/maps/`): `ipcache` (prefix -> identity), `endpoints` (pod
-//! IPv4 -> endpoint), `policy` (endpoint, direction, identity, proto, port -> verdict),
+//! Maps (pinned under `<pin dir>/v1/maps/`): `ipcache` (prefix -> identity), `ipblock` (prefix
+//! -> NetworkPolicy `ipBlock` identity, consulted only for allows), `endpoints` (pod IPv4 ->
+//! endpoint), `policy` (endpoint, direction, identity, proto, port -> verdict),
 //! `conntrack` (scoped connection tuples), `config`, and the `events` ring buffer with the
 //! per-CPU `events_lost` counter. The policy engine computes their contents elsewhere; this
 //! crate only knows layouts and the kernel. IPv4 only for now: IPv6 passes untouched.

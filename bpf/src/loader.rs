@@ -67,6 +67,7 @@ impl Program {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Options {
     pub ipcache_max_entries: u32,
+    pub ipblock_max_entries: u32,
     pub endpoints_max_entries: u32,
     pub policy_max_entries: u32,
     pub conntrack_max_entries: u32,
@@ -78,6 +79,7 @@ impl Default for Options {
     fn default() -> Options {
         Options {
             ipcache_max_entries: 512 * 1024,
+            ipblock_max_entries: 64 * 1024,
             endpoints_max_entries: 65536,
             policy_max_entries: 1024 * 1024,
             conntrack_max_entries: 256 * 1024,
@@ -128,6 +130,7 @@ impl Datapath {
         }
         loader
             .map_max_entries(names::IPCACHE, options.ipcache_max_entries)
+            .map_max_entries(names::IPBLOCK, options.ipblock_max_entries)
             .map_max_entries(names::ENDPOINTS, options.endpoints_max_entries)
             .map_max_entries(names::POLICY, options.policy_max_entries)
             .map_max_entries(names::CONNTRACK, options.conntrack_max_entries)
@@ -158,7 +161,14 @@ impl Datapath {
     }
 
     pub fn ipcache(&self) -> Result<Ipcache, Error> {
-        open_pinned::<LpmTrie<_, _, _>>(&self.maps_dir(), names::IPCACHE).map(Ipcache::new)
+        open_pinned::<LpmTrie<_, _, _>>(&self.maps_dir(), names::IPCACHE)
+            .map(|map| Ipcache::new(map, names::IPCACHE))
+    }
+
+    /// The NetworkPolicy `ipBlock` identities (see [`crate::maps::ipcache`]).
+    pub fn ipblock(&self) -> Result<Ipcache, Error> {
+        open_pinned::<LpmTrie<_, _, _>>(&self.maps_dir(), names::IPBLOCK)
+            .map(|map| Ipcache::new(map, names::IPBLOCK))
     }
 
     pub fn endpoints(&self) -> Result<Endpoints, Error> {
@@ -194,21 +204,40 @@ impl Datapath {
 
     /// The link pins of both programs on `interface`, in [`Program::ALL`] order.
     fn link_pins(&self, interface: &Interface<'_>) -> Result<[(Program, PathBuf); 2], Error> {
-        // Interface names are unique per namespace only; the namespace's inode tells them apart.
-        let netns = interface
-            .netns
-            .unwrap_or_else(|| Path::new("/proc/thread-self/ns/net"));
-        let inode = fs::metadata(netns)
-            .map_err(|source| Error::EnterNetns {
-                path: netns.to_path_buf(),
-                source,
-            })?
-            .ino();
+        let inode = netns_inode(interface.netns)?;
         let links = self.dir.join("links");
         Ok(Program::ALL.map(|program| {
             let pin = links.join(format!("{inode}-{}-{}", interface.name, program.name()));
             (program, pin)
         }))
+    }
+
+    /// The interfaces in the namespace at `netns` (the caller's when `None`) with a link pin of
+    /// either program, sorted: what [`Datapath::detach`] can remove there. A pin outlives its
+    /// interface, so names of vanished interfaces are listed too.
+    pub fn attached_interfaces(&self, netns: Option<&Path>) -> Result<Vec<String>, Error> {
+        let prefix = format!("{}-", netns_inode(netns)?);
+        let links = self.dir.join("links");
+        let list_error = |source| Error::ListPins {
+            path: links.clone(),
+            source,
+        };
+        let mut names = Vec::new();
+        for entry in fs::read_dir(&links).map_err(list_error)? {
+            let file_name = entry.map_err(list_error)?.file_name();
+            let Some(rest) = file_name.to_str().and_then(|f| f.strip_prefix(&prefix)) else {
+                continue;
+            };
+            let name = Program::ALL
+                .iter()
+                .find_map(|program| rest.strip_suffix(&format!("-{}", program.name())));
+            if let Some(name) = name {
+                names.push(name.to_owned());
+            }
+        }
+        names.sort();
+        names.dedup();
+        Ok(names)
     }
 
     /// Attaches both programs to `interface` with pinned TCX links. Attaching again (for
@@ -323,6 +352,17 @@ fn classifier(ebpf: &mut Ebpf, program: Program) -> Result<&mut SchedClassifier,
             program: program.name(),
             source: Box::new(source),
         })
+}
+
+/// Interface names are unique per namespace only; the namespace's inode tells them apart.
+fn netns_inode(netns: Option<&Path>) -> Result<u64, Error> {
+    let netns = netns.unwrap_or_else(|| Path::new("/proc/thread-self/ns/net"));
+    Ok(fs::metadata(netns)
+        .map_err(|source| Error::EnterNetns {
+            path: netns.to_path_buf(),
+            source,
+        })?
+        .ino())
 }
 
 fn remove_pin(path: &Path) -> Result<bool, Error> {

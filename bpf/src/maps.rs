@@ -20,14 +20,16 @@ pub mod policy;
 
 /// Names of the maps in the datapath object, which are also their pin file names.
 pub(crate) const IPCACHE: &str = "ipcache";
+pub(crate) const IPBLOCK: &str = "ipblock";
 pub(crate) const ENDPOINTS: &str = "endpoints";
 pub(crate) const POLICY: &str = "policy";
 pub(crate) const CONNTRACK: &str = "conntrack";
 pub(crate) const CONFIG: &str = "config";
 pub(crate) const EVENTS: &str = "events";
 pub(crate) const EVENTS_LOST: &str = "events_lost";
-pub(crate) const ALL: [&str; 7] = [
+pub(crate) const ALL: [&str; 8] = [
     IPCACHE,
+    IPBLOCK,
     ENDPOINTS,
     POLICY,
     CONNTRACK,

@@ -38,6 +38,19 @@ struct {
 	__type(value, struct ipcache_value);
 } ipcache SEC(".maps");
 
+/*
+ * NetworkPolicy ipBlock identities, laid out like ipcache. Unlike ipcache they also cover pod
+ * addresses (an ipBlock matches every address in it), so a pod has its pod identity in ipcache
+ * and may have an ipBlock identity here, which policy_check consults only for allows.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, 64 * 1024);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct ipcache_key);
+	__type(value, struct ipcache_value);
+} ipblock SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 65536);
@@ -245,12 +258,40 @@ static __always_inline int drop(struct __sk_buff *skb, struct ctx *c, __u16 reas
 }
 
 /*
- * Two lookups: the peer's identity and the wildcard identity 0. A deny in either wins; otherwise
- * the hit with the longer L4 prefix wins (the peer's on a tie). The policy writer guarantees that
- * within one identity no allow is more specific than a deny covering it, so the longest-prefix
- * hit of each lookup is enough.
+ * The entry of the peer's ipBlock identity, if it allows (or redirects): a deny there is ignored,
+ * since the ipBlock identity only ever adds allows to what the pod identity gets.
  */
-static __always_inline void policy_check(struct ctx *c)
+static __always_inline struct policy_value *ipblock_allow(struct ctx *c, __u32 peer_addr)
+{
+	struct ipcache_key ipk = { .prefixlen = 32, .addr = peer_addr };
+	struct ipcache_value *ipv;
+	struct policy_value *hit;
+	struct policy_key key = {
+		.prefixlen = POLICY_PREFIX_FULL,
+		.endpoint_id = c->endpoint_id,
+		.direction = c->dir,
+		.proto = c->p.proto,
+		.dport = bpf_htons(c->p.policy_port),
+	};
+
+	ipv = bpf_map_lookup_elem(&ipblock, &ipk);
+	if (!ipv)
+		return NULL;
+	key.identity = ipv->identity;
+	hit = bpf_map_lookup_elem(&policy, &key);
+	if (!hit || hit->verdict == VERDICT_DENY)
+		return NULL;
+	return hit;
+}
+
+/*
+ * MapState::decide of the policy crate, lookup for lookup: the peer's identity and the wildcard
+ * identity 0. A deny in either wins; otherwise the hit with the longer L4 prefix wins (the
+ * peer's on a tie). Only when neither hit does the peer's ipBlock identity get a say, and only
+ * with an allow. The policy writer guarantees that within one identity no allow is more
+ * specific than a deny covering it, so the longest-prefix hit of each lookup is enough.
+ */
+static __always_inline void policy_check(struct ctx *c, __u32 peer_addr)
 {
 	struct policy_key key = {
 		.prefixlen = POLICY_PREFIX_FULL,
@@ -276,10 +317,15 @@ static __always_inline void policy_check(struct ctx *c)
 	else if (any)
 		exact_wins = 0;
 	else {
-		c->verdict = 0;
-		c->match_type = MATCH_NONE;
-		c->drop_reason = DROP_POLICY_DENIED;
-		return;
+		/* Reported like a hit of the peer's own key: the ipBlock peer is a specific one. */
+		exact = ipblock_allow(c, peer_addr);
+		if (!exact) {
+			c->verdict = 0;
+			c->match_type = MATCH_NONE;
+			c->drop_reason = DROP_POLICY_DENIED;
+			return;
+		}
+		exact_wins = 1;
 	}
 	hit = exact_wins ? exact : any;
 	c->verdict = hit->verdict;
@@ -383,7 +429,7 @@ static __always_inline int handle(struct __sk_buff *skb, __u8 dir)
 		if (entry)
 			ct_account(entry, 0, skb, c.p.tcp_flags);
 	} else if (ep->flags & flag) {
-		policy_check(&c);
+		policy_check(&c, peer_addr);
 		if (c.ct_state == CT_STATE_NEW)
 			emit(skb, &c, EVENT_POLICY_VERDICT, 0);
 		if (c.drop_reason)

@@ -24,7 +24,7 @@
 #define DIR_INGRESS 0
 #define DIR_EGRESS 1
 
-/* ---- ipcache: LPM trie, IPv4 prefix -> identity ---- */
+/* ---- ipcache and ipblock: LPM tries, IPv4 prefix -> identity ---- */
 struct ipcache_key {
 	__u32 prefixlen; /* 0..=32 */
 	__u32 addr;      /* network byte order */

@@ -1,12 +1,17 @@
 //! `ipcache`: which security identity an IPv4 prefix has. The datapath looks up the peer of
 //! every packet here (exact address, longest prefix wins); a miss means `world` (2).
+//!
+//! `ipblock` has the same layout: the identities of NetworkPolicy `ipBlock` peers, which also
+//! cover pod addresses. The datapath consults it only when neither the peer's identity nor the
+//! wildcard has an entry for the packet, and then only an allow (or redirect) there counts, as
+//! `policy::mapstate::MapState::decide` does with its `ipblock` identity.
 
 use std::net::Ipv4Addr;
 
 use aya::maps::MapData;
 use aya::maps::lpm_trie::{Key, LpmTrie};
 
-use super::{IPCACHE, Ipv4Prefix, found, map_error, removed};
+use super::{Ipv4Prefix, found, map_error, removed};
 use crate::Error;
 
 /// `struct ipcache_value`.
@@ -40,44 +45,50 @@ impl IpcacheValue {
 // test), so every bit pattern is valid and no byte is uninitialized.
 unsafe impl aya::Pod for IpcacheValue {}
 
-/// The pinned `ipcache` map.
+/// The pinned `ipcache` or `ipblock` map.
 #[derive(Debug)]
 pub struct Ipcache {
     map: LpmTrie<MapData, [u8; 4], IpcacheValue>,
+    name: &'static str,
 }
 
 impl Ipcache {
-    pub(crate) fn new(map: LpmTrie<MapData, [u8; 4], IpcacheValue>) -> Ipcache {
-        Ipcache { map }
+    pub(crate) fn new(map: LpmTrie<MapData, [u8; 4], IpcacheValue>, name: &'static str) -> Ipcache {
+        Ipcache { map, name }
+    }
+
+    /// `ipcache` or `ipblock`.
+    pub fn name(&self) -> &'static str {
+        self.name
     }
 
     /// Inserts or replaces the entry for `prefix`.
     pub fn insert(&mut self, prefix: Ipv4Prefix, value: &IpcacheValue) -> Result<(), Error> {
         self.map
             .insert(&key(prefix), value, 0)
-            .map_err(map_error(IPCACHE, "insert", prefix))
+            .map_err(map_error(self.name, "insert", prefix))
     }
 
     /// Removes the entry for exactly `prefix`; `false` if there was none.
     pub fn remove(&mut self, prefix: Ipv4Prefix) -> Result<bool, Error> {
-        removed(self.map.remove(&key(prefix))).map_err(map_error(IPCACHE, "remove", prefix))
+        removed(self.map.remove(&key(prefix))).map_err(map_error(self.name, "remove", prefix))
     }
 
     /// The entry the datapath would use for `addr` (longest prefix match).
     pub fn lookup(&self, addr: Ipv4Addr) -> Result<Option<IpcacheValue>, Error> {
         let prefix = Ipv4Prefix::host(addr);
-        found(self.map.get(&key(prefix), 0)).map_err(map_error(IPCACHE, "lookup", prefix))
+        found(self.map.get(&key(prefix), 0)).map_err(map_error(self.name, "lookup", prefix))
     }
 
     /// Every entry, in the kernel's iteration order.
     pub fn iter(&self) -> Result<Vec<(Ipv4Prefix, IpcacheValue)>, Error> {
         let mut entries = Vec::new();
         for entry in self.map.iter() {
-            let (key, value) = entry.map_err(map_error(IPCACHE, "iterate", ""))?;
+            let (key, value) = entry.map_err(map_error(self.name, "iterate", ""))?;
             let len = u8::try_from(key.prefix_len()).unwrap_or(u8::MAX);
             let prefix = Ipv4Prefix::new(Ipv4Addr::from(key.data()), len).map_err(|_| {
                 Error::InvalidEntry {
-                    map: IPCACHE,
+                    map: self.name,
                     key: format!("{}/{}", Ipv4Addr::from(key.data()), key.prefix_len()),
                     problem: "prefix length above 32".to_owned(),
                 }

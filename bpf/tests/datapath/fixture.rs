@@ -54,6 +54,7 @@ impl Drop for PinDir {
 pub(crate) fn small() -> Options {
     Options {
         ipcache_max_entries: 1024,
+        ipblock_max_entries: 1024,
         endpoints_max_entries: 64,
         policy_max_entries: 1024,
         conntrack_max_entries: 1024,

@@ -607,3 +607,239 @@ fn reopening_pins_keeps_the_maps() {
     drop(dp);
     drop(pins);
 }
+
+/// A NetworkPolicy `ipBlock` identity covering pod B's /24.
+const ID_BLOCK: u32 = 16_777_300;
+
+fn ipblock_b(f: &Fixture) {
+    f.dp.ipblock()
+        .unwrap()
+        .insert(
+            Ipv4Prefix::new(POD_B, 24).unwrap(),
+            &IpcacheValue::new(ID_BLOCK),
+        )
+        .unwrap();
+}
+
+/// The policy-verdict and drop events in the ring buffer, one line each.
+fn verdicts(events: &mut bpf::EventReader) -> Vec<String> {
+    drain(events)
+        .into_iter()
+        .filter_map(|e| {
+            let flow = format!(
+                "{:?} {}->{} :{}",
+                e.flow.direction, e.flow.src_identity, e.flow.dst_identity, e.flow.dport
+            );
+            match e.kind {
+                EventKind::PolicyVerdict {
+                    verdict,
+                    match_type,
+                    cookie,
+                } => Some(format!("{flow} {verdict:?} {match_type:?} cookie {cookie}")),
+                EventKind::Drop { reason } => Some(format!("{flow} drop {}", reason.0)),
+                EventKind::Trace { .. } => None,
+            }
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn pod_peer_allowed_only_through_its_ipblock_identity() {
+    if !require_root() {
+        return;
+    }
+    let mut f = setup(enforce_both());
+    allow(&f, Direction::Egress, ID_BLOCK, L4::port(L4::TCP, 80));
+    allow(&f, Direction::Ingress, ID_BLOCK, L4::Any);
+    assert_eq!(
+        egress(&mut f, &tcp(POD_A, 40000, POD_B, 80, SYN)),
+        SHOT,
+        "B is not in the ipblock map yet"
+    );
+    ipblock_b(&f);
+    let mut events = f.dp.events().unwrap();
+    drain(&mut events);
+    assert_eq!(egress(&mut f, &tcp(POD_A, 40001, POD_B, 80, SYN)), OK);
+    assert_eq!(egress(&mut f, &tcp(POD_A, 40002, POD_B, 81, SYN)), SHOT);
+    assert_eq!(ingress(&mut f, &udp(POD_B, 40003, POD_A, 53)), OK);
+    assert_eq!(
+        egress(&mut f, &tcp(POD_A, 40004, WORLD, 80, SYN)),
+        SHOT,
+        "outside the block"
+    );
+    // Flows keep naming the peer by its pod identity.
+    expect![[r#"
+        [
+            "Egress 1000->2000 :80 Some(Allow) L3L4 cookie 0",
+            "Egress 1000->2000 :81 None None cookie 0",
+            "Egress 1000->2000 :81 drop 133",
+            "Ingress 2000->1000 :53 Some(Allow) L3Only cookie 0",
+            "Egress 1000->2 :80 None None cookie 0",
+            "Egress 1000->2 :80 drop 133",
+        ]
+    "#]]
+    .assert_debug_eq(&verdicts(&mut events));
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_deny_on_the_primary_identity_wins_over_an_ipblock_allow() {
+    if !require_root() {
+        return;
+    }
+    let mut f = setup(enforce_both());
+    ipblock_b(&f);
+    allow(&f, Direction::Egress, ID_BLOCK, L4::Any);
+    put(
+        &f,
+        Direction::Egress,
+        ID_B,
+        L4::port(L4::TCP, 80),
+        PolicyValue::deny(),
+    );
+    put(
+        &f,
+        Direction::Egress,
+        identity::ANY,
+        L4::port(L4::TCP, 22),
+        PolicyValue::deny(),
+    );
+    let mut events = f.dp.events().unwrap();
+    assert_eq!(egress(&mut f, &tcp(POD_A, 40000, POD_B, 80, SYN)), SHOT);
+    assert_eq!(egress(&mut f, &tcp(POD_A, 40001, POD_B, 22, SYN)), SHOT);
+    assert_eq!(egress(&mut f, &tcp(POD_A, 40002, POD_B, 81, SYN)), OK);
+    expect![[r#"
+        [
+            "Egress 1000->2000 :80 Some(Deny) L3L4 cookie 0",
+            "Egress 1000->2000 :80 drop 181",
+            "Egress 1000->2000 :22 Some(Deny) L4Only cookie 0",
+            "Egress 1000->2000 :22 drop 181",
+            "Egress 1000->2000 :81 Some(Allow) L3Only cookie 0",
+        ]
+    "#]]
+    .assert_debug_eq(&verdicts(&mut events));
+
+    // A deny of the ipBlock identity itself is no deny: it only never allows.
+    put(
+        &f,
+        Direction::Ingress,
+        ID_BLOCK,
+        L4::Any,
+        PolicyValue::deny(),
+    );
+    assert_eq!(ingress(&mut f, &udp(POD_B, 40003, POD_A, 53)), SHOT);
+    allow(&f, Direction::Ingress, identity::ANY, L4::Proto(L4::UDP));
+    assert_eq!(ingress(&mut f, &udp(POD_B, 40004, POD_A, 53)), OK);
+    expect![[r#"
+        [
+            "Ingress 2000->1000 :53 None None cookie 0",
+            "Ingress 2000->1000 :53 drop 133",
+            "Ingress 2000->1000 :53 Some(Allow) L4Only cookie 0",
+        ]
+    "#]]
+    .assert_debug_eq(&verdicts(&mut events));
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn no_ipblock_entry_changes_nothing() {
+    if !require_root() {
+        return;
+    }
+    let mut f = setup(enforce_both());
+    allow(&f, Direction::Egress, ID_BLOCK, L4::Any);
+    put(
+        &f,
+        Direction::Egress,
+        ID_B,
+        L4::port(L4::TCP, 80),
+        PolicyValue {
+            verdict: Verdict::Allow,
+            cookie: 11,
+        },
+    );
+    let mut events = f.dp.events().unwrap();
+    // New source ports each round, so that every round's packets open new connections.
+    let mut sport = 40000;
+    let mut run_all = |f: &mut Fixture| -> Vec<u32> {
+        sport += 3;
+        [
+            tcp(POD_A, sport, POD_B, 80, SYN),
+            tcp(POD_A, sport + 1, POD_B, 81, SYN),
+            udp(POD_A, sport + 2, WORLD, 53),
+        ]
+        .iter()
+        .map(|p| egress(f, p))
+        .collect()
+    };
+    assert_eq!(run_all(&mut f), [OK, SHOT, SHOT]);
+    let without = verdicts(&mut events);
+    // An ipblock entry for other addresses: same verdicts, same events.
+    f.dp.ipblock()
+        .unwrap()
+        .insert(
+            Ipv4Prefix::new(Ipv4Addr::new(192, 168, 0, 0), 16).unwrap(),
+            &IpcacheValue::new(ID_BLOCK),
+        )
+        .unwrap();
+    assert_eq!(run_all(&mut f), [OK, SHOT, SHOT]);
+    assert_eq!(verdicts(&mut events), without);
+    // B's own entry decides port 80 even once B is in the block (its cookie says so).
+    ipblock_b(&f);
+    assert_eq!(run_all(&mut f), [OK, OK, SHOT]);
+    expect![[r#"
+        [
+            "Egress 1000->2000 :80 Some(Allow) L3L4 cookie 11",
+            "Egress 1000->2000 :81 Some(Allow) L3Only cookie 0",
+            "Egress 1000->2 :53 None None cookie 0",
+            "Egress 1000->2 :53 drop 133",
+        ]
+    "#]]
+    .assert_debug_eq(&verdicts(&mut events));
+}
+
+#[test]
+fn redirect_without_a_proxy_port_allows_and_leaves_the_mark() {
+    if !require_root() {
+        return;
+    }
+    let mut f = setup(enforce_both());
+    put(
+        &f,
+        Direction::Egress,
+        ID_B,
+        L4::port(L4::TCP, 80),
+        PolicyValue {
+            verdict: Verdict::Redirect { proxy_port: 0 },
+            cookie: 0,
+        },
+    );
+    let run =
+        f.dp.test_run(Program::FromContainer, &tcp(POD_A, 1, POD_B, 80, SYN))
+            .unwrap();
+    assert_eq!((run.verdict, run.mark), (OK, 0));
+}
+
+#[test]
+fn every_map_is_pinned() {
+    if !require_root() {
+        return;
+    }
+    let f = Fixture::new();
+    let mut pinned: Vec<String> = std::fs::read_dir(f.dp.pin_dir().join("maps"))
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+        .collect();
+    pinned.sort();
+    expect![[r#"
+        [
+            "config",
+            "conntrack",
+            "endpoints",
+            "events",
+            "events_lost",
+            "ipblock",
+            "ipcache",
+            "policy",
+        ]
+    "#]]
+    .assert_debug_eq(&pinned);
+}

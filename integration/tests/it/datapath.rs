@@ -16,12 +16,12 @@ use bpf::{
 
 use crate::netns::Netns;
 
-const POD_A: Ipv4Addr = Ipv4Addr::new(10, 200, 0, 1);
-const POD_B: Ipv4Addr = Ipv4Addr::new(10, 200, 0, 2);
-const PORT: u16 = 8080;
+pub(crate) const POD_A: Ipv4Addr = Ipv4Addr::new(10, 200, 0, 1);
+pub(crate) const POD_B: Ipv4Addr = Ipv4Addr::new(10, 200, 0, 2);
+pub(crate) const PORT: u16 = 8080;
 /// The pods' host-side veths, in the node namespace.
-const HOST_A: &str = "lxca";
-const HOST_B: &str = "lxcb";
+pub(crate) const HOST_A: &str = "lxca";
+pub(crate) const HOST_B: &str = "lxcb";
 const EP_A: u32 = 1;
 const EP_B: u32 = 2;
 const ID_A: u32 = 40001;
@@ -30,10 +30,10 @@ const ID_B: u32 = 40002;
 static NEXT: AtomicUsize = AtomicUsize::new(0);
 
 /// A pin directory of its own, removed on drop (also while unwinding).
-struct PinDir(PathBuf);
+pub(crate) struct PinDir(pub(crate) PathBuf);
 
 impl PinDir {
-    fn new() -> PinDir {
+    pub(crate) fn new() -> PinDir {
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
         PinDir(PathBuf::from(format!(
             "/sys/fs/bpf/myelin-it-{}-{n}",
@@ -67,7 +67,7 @@ fn serve(pod: &Netns, connections: usize) -> std::thread::JoinHandle<()> {
 }
 
 /// Connects from pod A to pod B and exchanges four bytes; the error if it cannot.
-fn connect(pod: &Netns) -> Result<(), String> {
+pub(crate) fn connect(pod: &Netns) -> Result<(), String> {
     pod.run_in(|| {
         let addr = SocketAddr::from((POD_B, PORT));
         let mut stream = TcpStream::connect_timeout(&addr, Duration::from_millis(1500))
@@ -90,16 +90,16 @@ fn connect(pod: &Netns) -> Result<(), String> {
     })
 }
 
-struct Cluster {
+pub(crate) struct Cluster {
     // Field order is drop order: pins (and with them the links) before the namespaces.
-    pins: PinDir,
-    node: Netns,
-    pod_a: Netns,
-    pod_b: Netns,
+    pub(crate) pins: PinDir,
+    pub(crate) node: Netns,
+    pub(crate) pod_a: Netns,
+    pub(crate) pod_b: Netns,
 }
 
 impl Cluster {
-    fn new() -> Cluster {
+    pub(crate) fn new() -> Cluster {
         let node = Netns::new();
         let pod_a = Netns::new();
         let pod_b = Netns::new();
