@@ -406,7 +406,7 @@ impl Engine {
             return;
         };
         self.delta.identities_removed.push(identity);
-        let hits = self.selectors.remove_identity(identity);
+        let hits = self.selectors.remove_identity(identity, &entry.labels);
         for &sel in &hits {
             let Some(sel_entry) = self.selectors.get(sel) else {
                 continue;
@@ -452,10 +452,12 @@ impl Engine {
         let id = self.next_rule;
         self.next_rule += 1;
         let identities = &self.identities;
-        let all = || identities.iter().map(|(id, e)| (*id, &e.labels));
+        let labels_of = |id| identities.get(&id).map(|e| &e.labels);
         let matches = &mut self.stats.selector_matches;
         let subject = match &rule.subject {
-            Subject::Endpoints(selector) => Some(self.selectors.acquire(selector, all(), matches)),
+            Subject::Endpoints(selector) => {
+                Some(self.selectors.acquire(selector, labels_of, matches))
+            }
             Subject::Nodes(_) => None,
         };
         let mut peers = Vec::new();
@@ -470,7 +472,7 @@ impl Engine {
                     };
                     let mut sels: Vec<SelectorId> = Vec::new();
                     for selector in &peer_rule.peers {
-                        let sel = self.selectors.acquire(selector, all(), matches);
+                        let sel = self.selectors.acquire(selector, labels_of, matches);
                         if let Some(entry) = self.selectors.get_mut(sel) {
                             entry.peer_users.insert(peer_use);
                         }
