@@ -71,8 +71,13 @@ pub struct EntryChange {
 #[derive(Debug, Clone, Default)]
 pub struct MapState {
     enforced: [bool; 2],
-    contributions: BTreeMap<Key, BTreeMap<Source, Effect>>,
+    /// Per key, its contributions sorted by source: most keys have one, so a sorted `Vec`
+    /// beats a map in time and memory.
+    contributions: BTreeMap<Key, Vec<(Source, Effect)>>,
     by_source: BTreeMap<Source, Vec<Key>>,
+    /// How many deny contributions each key has, so that resolving a key looks for broader
+    /// denies among the few deny keys instead of probing every covering prefix.
+    denies: BTreeMap<Key, usize>,
     resolved: BTreeMap<Key, Verdict>,
 }
 
@@ -157,7 +162,11 @@ impl MapState {
     }
 
     pub fn contributions(&self, key: &Key) -> impl Iterator<Item = (&Source, &Effect)> {
-        self.contributions.get(key).into_iter().flatten()
+        self.contributions
+            .get(key)
+            .into_iter()
+            .flatten()
+            .map(|(source, effect)| (source, effect))
     }
 
     pub fn has_source(&self, source: &Source) -> bool {
@@ -178,12 +187,24 @@ impl MapState {
         let mut keys = Vec::with_capacity(effects.len());
         for (key, effect) in effects {
             let deny = matches!(effect, Effect::Deny);
-            self.contributions
-                .entry(key)
-                .or_default()
-                .insert(source.clone(), effect);
+            let at_key = self.contributions.entry(key).or_default();
+            // One source may name a key twice (a port and a named port resolving to it).
+            let replaced = match at_key.binary_search_by(|(s, _)| s.cmp(&source)) {
+                Ok(i) => Some(std::mem::replace(&mut at_key[i].1, effect)),
+                Err(i) => {
+                    at_key.insert(i, (source.clone(), effect));
+                    None
+                }
+            };
+            let was_deny = matches!(replaced, Some(Effect::Deny));
+            if was_deny {
+                self.count_deny(key, false);
+            }
+            if deny {
+                self.count_deny(key, true);
+            }
             keys.push(key);
-            self.resolve_around(key, deny, changes);
+            self.resolve_around(key, deny || was_deny, changes);
         }
         let added = keys.len();
         self.by_source.insert(source, keys);
@@ -198,10 +219,15 @@ impl MapState {
         for key in &keys {
             let mut deny = false;
             if let Some(at_key) = self.contributions.get_mut(key) {
-                deny = matches!(at_key.remove(source), Some(Effect::Deny));
+                if let Ok(i) = at_key.binary_search_by(|(s, _)| s.cmp(source)) {
+                    deny = matches!(at_key.remove(i).1, Effect::Deny);
+                }
                 if at_key.is_empty() {
                     self.contributions.remove(key);
                 }
+            }
+            if deny {
+                self.count_deny(*key, false);
             }
             self.resolve_around(*key, deny, changes);
         }
@@ -236,6 +262,18 @@ impl MapState {
         }
         self.contributions.clear();
         self.by_source.clear();
+        self.denies.clear();
+    }
+
+    fn count_deny(&mut self, key: Key, add: bool) {
+        if add {
+            *self.denies.entry(key).or_insert(0) += 1;
+        } else if let Some(n) = self.denies.get_mut(&key) {
+            *n -= 1;
+            if *n == 0 {
+                self.denies.remove(&key);
+            }
+        }
     }
 
     fn resolve_around(&mut self, key: Key, deny_changed: bool, changes: &mut Vec<EntryChange>) {
@@ -255,19 +293,19 @@ impl MapState {
 
     fn resolve(&mut self, key: Key, changes: &mut Vec<EntryChange>) {
         let new = self.contributions.get(&key).and_then(|at_key| {
-            let denied = at_key.values().any(|e| matches!(e, Effect::Deny))
-                || key.covering().any(|k| {
-                    self.contributions
-                        .get(&k)
-                        .is_some_and(|c| c.values().any(|e| matches!(e, Effect::Deny)))
-                });
+            // Every key covering this one sorts between the peer's `ANY` key and it.
+            let broadest = Key::any(key.direction, key.identity);
+            let denied = self
+                .denies
+                .range(broadest..=key)
+                .any(|(k, _)| k.covers(&key));
             if denied {
                 return Some(Verdict::Deny);
             }
-            if at_key.values().any(|e| matches!(e, Effect::Allow)) {
+            if at_key.iter().any(|(_, e)| matches!(e, Effect::Allow)) {
                 return Some(Verdict::Allow);
             }
-            at_key.values().find_map(|e| match e {
+            at_key.iter().find_map(|(_, e)| match e {
                 Effect::L7(rules) => Some(Verdict::Redirect(rules.parser())),
                 _ => None,
             })
