@@ -1,4 +1,5 @@
 use std::collections::BTreeMap;
+use std::collections::btree_map::Entry;
 
 use proptest::prelude::*;
 
@@ -139,10 +140,11 @@ proptest! {
                             .collect(),
                         &mut changes,
                     );
-                    if model.contains_key(&rule) {
-                        prop_assert_eq!(added, 0);
-                    } else {
-                        model.insert(rule, effects);
+                    match model.entry(rule) {
+                        Entry::Occupied(_) => prop_assert_eq!(added, 0),
+                        Entry::Vacant(slot) => {
+                            slot.insert(effects);
+                        }
                     }
                 }
                 MapOp::Remove(rule) => {
