@@ -651,7 +651,7 @@ impl Engine {
         let Some(state) = self.subjects.get_mut(&subject) else {
             return;
         };
-        let mut changes = Vec::new();
+        let mut changes = Vec::with_capacity(effects.len());
         self.stats.contributions_added +=
             state.map.add(source(peer_use, peer), effects, &mut changes);
         self.delta.record(subject, changes);

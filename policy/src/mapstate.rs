@@ -12,7 +12,7 @@
 
 mod key;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, btree_map};
 use std::ops::Bound;
 use std::sync::Arc;
 
@@ -198,13 +198,19 @@ impl MapState {
             };
             let was_deny = matches!(replaced, Some(Effect::Deny));
             if was_deny {
-                self.count_deny(key, false);
+                count_deny(&mut self.denies, key, false);
             }
             if deny {
-                self.count_deny(key, true);
+                count_deny(&mut self.denies, key, true);
             }
             keys.push(key);
-            self.resolve_around(key, deny || was_deny, changes);
+            if deny || was_deny {
+                self.resolve_around(key, true, changes);
+            } else {
+                // Resolved here, while this key's contributions are at hand.
+                let new = verdict(at_key, denied(&self.denies, key));
+                self.set_resolved(key, new, changes);
+            }
         }
         let added = keys.len();
         self.by_source.insert(source, keys);
@@ -216,20 +222,27 @@ impl MapState {
         let Some(keys) = self.by_source.remove(source) else {
             return 0;
         };
-        for key in &keys {
+        for &key in &keys {
             let mut deny = false;
-            if let Some(at_key) = self.contributions.get_mut(key) {
-                if let Ok(i) = at_key.binary_search_by(|(s, _)| s.cmp(source)) {
-                    deny = matches!(at_key.remove(i).1, Effect::Deny);
+            let mut new = None;
+            if let btree_map::Entry::Occupied(mut at_key) = self.contributions.entry(key) {
+                if let Ok(i) = at_key.get().binary_search_by(|(s, _)| s.cmp(source)) {
+                    deny = matches!(at_key.get_mut().remove(i).1, Effect::Deny);
                 }
-                if at_key.is_empty() {
-                    self.contributions.remove(key);
+                if deny {
+                    count_deny(&mut self.denies, key, false);
+                }
+                if at_key.get().is_empty() {
+                    at_key.remove();
+                } else {
+                    new = verdict(at_key.get(), denied(&self.denies, key));
                 }
             }
             if deny {
-                self.count_deny(*key, false);
+                self.resolve_around(key, true, changes);
+            } else {
+                self.set_resolved(key, new, changes);
             }
-            self.resolve_around(*key, deny, changes);
         }
         keys.len()
     }
@@ -265,17 +278,6 @@ impl MapState {
         self.denies.clear();
     }
 
-    fn count_deny(&mut self, key: Key, add: bool) {
-        if add {
-            *self.denies.entry(key).or_insert(0) += 1;
-        } else if let Some(n) = self.denies.get_mut(&key) {
-            *n -= 1;
-            if *n == 0 {
-                self.denies.remove(&key);
-            }
-        }
-    }
-
     fn resolve_around(&mut self, key: Key, deny_changed: bool, changes: &mut Vec<EntryChange>) {
         self.resolve(key, changes);
         if deny_changed {
@@ -292,24 +294,14 @@ impl MapState {
     }
 
     fn resolve(&mut self, key: Key, changes: &mut Vec<EntryChange>) {
-        let new = self.contributions.get(&key).and_then(|at_key| {
-            // Every key covering this one sorts between the peer's `ANY` key and it.
-            let broadest = Key::any(key.direction, key.identity);
-            let denied = self
-                .denies
-                .range(broadest..=key)
-                .any(|(k, _)| k.covers(&key));
-            if denied {
-                return Some(Verdict::Deny);
-            }
-            if at_key.iter().any(|(_, e)| matches!(e, Effect::Allow)) {
-                return Some(Verdict::Allow);
-            }
-            at_key.iter().find_map(|(_, e)| match e {
-                Effect::L7(rules) => Some(Verdict::Redirect(rules.parser())),
-                _ => None,
-            })
-        });
+        let new = self
+            .contributions
+            .get(&key)
+            .and_then(|at_key| verdict(at_key, denied(&self.denies, key)));
+        self.set_resolved(key, new, changes);
+    }
+
+    fn set_resolved(&mut self, key: Key, new: Option<Verdict>, changes: &mut Vec<EntryChange>) {
         let old = match new {
             Some(verdict) => self.resolved.insert(key, verdict),
             None => self.resolved.remove(&key),
@@ -396,6 +388,42 @@ impl MapState {
             }
         }
         policy
+    }
+}
+
+/// The verdict of a key from its contributions, `denied` if a deny at it or a broader key
+/// applies.
+fn verdict(at_key: &[(Source, Effect)], denied: bool) -> Option<Verdict> {
+    if at_key.is_empty() {
+        return None;
+    }
+    if denied {
+        return Some(Verdict::Deny);
+    }
+    if at_key.iter().any(|(_, e)| matches!(e, Effect::Allow)) {
+        return Some(Verdict::Allow);
+    }
+    at_key.iter().find_map(|(_, e)| match e {
+        Effect::L7(rules) => Some(Verdict::Redirect(rules.parser())),
+        _ => None,
+    })
+}
+
+/// Whether a deny at `key` or at a key covering it exists.
+fn denied(denies: &BTreeMap<Key, usize>, key: Key) -> bool {
+    // Every key covering this one sorts between the peer's `ANY` key and it.
+    let broadest = Key::any(key.direction, key.identity);
+    denies.range(broadest..=key).any(|(k, _)| k.covers(&key))
+}
+
+fn count_deny(denies: &mut BTreeMap<Key, usize>, key: Key, add: bool) {
+    if add {
+        *denies.entry(key).or_insert(0) += 1;
+    } else if let Some(n) = denies.get_mut(&key) {
+        *n -= 1;
+        if *n == 0 {
+            denies.remove(&key);
+        }
     }
 }
 
