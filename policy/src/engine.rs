@@ -1,10 +1,12 @@
 //! The incremental policy engine: identities and rules in, per-identity map state out, with
 //! every operation returning the minimal change to the resolved entries.
 //!
-//! Work follows the change, not the world. A new identity is matched once against each cached
-//! selector; where a selector is a rule's peer, only that peer's contributions are added to
-//! the rule's subjects; where it is a rule's subject, only that identity's map state is
-//! computed. A new rule touches only the identities its selectors select.
+//! Work follows the change, not the world. A new identity is matched only against the cached
+//! selectors filed under one of its labels (and those requiring none); where a selector
+//! selecting it is a rule's peer, only that peer's contributions are added to the rule's
+//! subjects; where it is a rule's subject, only that identity's map state is computed. A new
+//! rule's selectors are matched only against the identities carrying the label they are filed
+//! under, and the rule touches only the identities they select.
 
 mod selector_cache;
 mod state;
@@ -683,7 +685,7 @@ impl Engine {
         if peer_rule.l4.is_all() {
             return vec![(Key::any(direction, peer), plain)];
         }
-        let mut out = Vec::new();
+        let mut out = Vec::with_capacity(peer_rule.l4.ports.len() + peer_rule.l4.icmps.len());
         for port in &peer_rule.l4.ports {
             let effect = match (&port.l7, peer_use.deny) {
                 (_, true) => Effect::Deny,
@@ -692,12 +694,12 @@ impl Engine {
             };
             match &port.port {
                 PortSpec::All => {
-                    for proto in protocols(port.protocol) {
+                    for &proto in protocols(port.protocol) {
                         out.push((Key::new(direction, peer, proto, 0, 0), effect.clone()));
                     }
                 }
                 PortSpec::Range(lo, hi) => {
-                    for proto in protocols(port.protocol) {
+                    for &proto in protocols(port.protocol) {
                         for (start, len) in port_range_prefixes(*lo, *hi) {
                             out.push((
                                 Key::new(direction, peer, proto, start, len),
@@ -895,12 +897,12 @@ fn source(peer_use: PeerUse, peer: Identity) -> Source {
 }
 
 /// `ANY` with a port means each of TCP, UDP and SCTP (never ICMP).
-fn protocols(protocol: Protocol) -> Vec<u8> {
+fn protocols(protocol: Protocol) -> &'static [u8] {
     match protocol {
-        Protocol::Tcp => vec![PROTO_TCP],
-        Protocol::Udp => vec![PROTO_UDP],
-        Protocol::Sctp => vec![PROTO_SCTP],
-        Protocol::Any => vec![PROTO_TCP, PROTO_UDP, PROTO_SCTP],
+        Protocol::Tcp => &[PROTO_TCP],
+        Protocol::Udp => &[PROTO_UDP],
+        Protocol::Sctp => &[PROTO_SCTP],
+        Protocol::Any => &[PROTO_TCP, PROTO_UDP, PROTO_SCTP],
     }
 }
 

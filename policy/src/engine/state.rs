@@ -21,7 +21,8 @@ pub struct Stats {
     pub subjects_computed: usize,
     pub contributions_added: usize,
     pub contributions_removed: usize,
-    /// Selector-against-labels evaluations.
+    /// Selector-against-labels evaluations: the candidates the selector cache's index
+    /// yields, each evaluated once.
     pub selector_matches: usize,
     /// Resolved entries changed (after coalescing).
     pub entries_changed: usize,
