@@ -1,11 +1,13 @@
 //! The policy engine at scale: 10,000 pods in 100 namespaces (1,000 identities) and 1,000
 //! policies (half NetworkPolicy, half CiliumNetworkPolicy). Prints the full computation time,
 //! peak memory, and p50/p99 latency plus entries touched and selector matches evaluated for each
-//! kind of incremental update.
+//! kind of incremental update. Checksums of the map states and of every delta let two builds be
+//! compared for identical results.
 
 #![expect(clippy::print_stdout, reason = "a benchmark prints its figures")]
 
 use std::collections::BTreeMap;
+use std::hash::{DefaultHasher, Hash, Hasher};
 use std::time::Duration;
 
 use policy::compile::{self, Context, NoServices};
@@ -102,6 +104,18 @@ fn peak_rss_mib() -> f64 {
     kib / 1024.0
 }
 
+/// Every resolved entry and every delta, in order: equal between builds iff results are.
+#[derive(Default)]
+struct Checksum(DefaultHasher);
+
+impl Checksum {
+    fn delta(&mut self, delta: &Delta) {
+        for (subject, change) in &delta.entries {
+            (subject, change.key, change.old, change.new).hash(&mut self.0);
+        }
+    }
+}
+
 struct Series {
     name: &'static str,
     times: Vec<Duration>,
@@ -173,12 +187,23 @@ fn main() {
         .filter_map(|id| engine.map_state(Identity(id)))
         .map(|m| m.len())
         .sum();
+    let mut states = Checksum::default();
+    for id in 256..next {
+        for (key, verdict) in engine
+            .map_state(Identity(id))
+            .into_iter()
+            .flat_map(|m| m.entries())
+        {
+            (id, key, verdict).hash(&mut states.0);
+        }
+    }
     println!(
-        "full computation: {} pods, {} identities, {} policies, {} selectors: {full:.2?} ({identities_done:.2?} identities, then policies); {entries} map entries, {} selector matches; peak RSS {:.0} MiB",
+        "full computation: {} pods, {} identities, {} policies, {} selectors: {full:.2?} ({identities_done:.2?} identities, then policies); {entries} map entries (checksum {:016x}), {} selector matches; peak RSS {:.0} MiB",
         NAMESPACES * APPS * PODS_PER_IDENTITY,
         next - 256,
         policies.len(),
         engine.selector_count(),
+        states.0.finish(),
         engine.stats().selector_matches,
         peak_rss_mib()
     );
@@ -187,6 +212,7 @@ fn main() {
     let mut label_change = Series::new("label change (last pod)");
     let mut policy_add = Series::new("policy added");
     let mut policy_remove = Series::new("policy removed");
+    let mut deltas = Checksum::default();
     for round in 0..ROUNDS {
         let ns = round % NAMESPACES;
         let id = Identity(60_000);
@@ -194,21 +220,25 @@ fn main() {
         let (t, m) = (Clock::now(), matches(&engine));
         let d = engine.upsert_identity(id, labels(ns, "fresh"), ports(), true);
         new_pod.record(t.elapsed(), &d, matches(&engine) - m);
+        deltas.delta(&d);
         // The pod is relabelled: its identity goes, a new one comes.
         let (t, m) = (Clock::now(), matches(&engine));
         let mut d = engine.remove_identity(id);
         let d2 = engine.upsert_identity(Identity(60_001), labels(ns, "app-3"), ports(), true);
         d.entries.extend(d2.entries);
         label_change.record(t.elapsed(), &d, matches(&engine) - m);
-        engine.remove_identity(Identity(60_001));
+        deltas.delta(&d);
+        deltas.delta(&engine.remove_identity(Identity(60_001)));
 
         let (origin, rules) = compile(&added_policy(ns, round));
         let (t, m) = (Clock::now(), matches(&engine));
         let d = engine.upsert_policy(origin.clone(), rules);
         policy_add.record(t.elapsed(), &d, matches(&engine) - m);
+        deltas.delta(&d);
         let (t, m) = (Clock::now(), matches(&engine));
         let d = engine.remove_policy(&origin);
         policy_remove.record(t.elapsed(), &d, matches(&engine) - m);
+        deltas.delta(&d);
     }
     for series in [
         &mut new_pod,
@@ -218,4 +248,5 @@ fn main() {
     ] {
         series.report();
     }
+    println!("deltas checksum {:016x}", deltas.0.finish());
 }
