@@ -1,10 +1,13 @@
 //! The policy engine at scale: 10,000 pods in 100 namespaces (1,000 identities) and 1,000
 //! policies (half NetworkPolicy, half CiliumNetworkPolicy). Prints the full computation time,
-//! peak memory, and p50/p99 latency plus entries touched for each kind of incremental update.
+//! peak memory, and p50/p99 latency plus entries touched and selector matches evaluated for each
+//! kind of incremental update. Checksums of the map states and of every delta let two builds be
+//! compared for identical results.
 
 #![expect(clippy::print_stdout, reason = "a benchmark prints its figures")]
 
 use std::collections::BTreeMap;
+use std::hash::{DefaultHasher, Hash, Hasher};
 use std::time::Duration;
 
 use policy::compile::{self, Context, NoServices};
@@ -101,10 +104,23 @@ fn peak_rss_mib() -> f64 {
     kib / 1024.0
 }
 
+/// Every resolved entry and every delta, in order: equal between builds iff results are.
+#[derive(Default)]
+struct Checksum(DefaultHasher);
+
+impl Checksum {
+    fn delta(&mut self, delta: &Delta) {
+        for (subject, change) in &delta.entries {
+            (subject, change.key, change.old, change.new).hash(&mut self.0);
+        }
+    }
+}
+
 struct Series {
     name: &'static str,
     times: Vec<Duration>,
     entries: Vec<usize>,
+    matches: usize,
 }
 
 impl Series {
@@ -113,26 +129,30 @@ impl Series {
             name,
             times: Vec::new(),
             entries: Vec::new(),
+            matches: 0,
         }
     }
 
-    fn record(&mut self, took: Duration, delta: &Delta) {
+    fn record(&mut self, took: Duration, delta: &Delta, matches: usize) {
         self.times.push(took);
         self.entries.push(delta.entries.len());
+        self.matches += matches;
     }
 
     fn report(&mut self) {
         self.times.sort();
         self.entries.sort_unstable();
         let at = |p: usize| (self.times.len() * p / 100).min(self.times.len() - 1);
-        let mean_entries = self.entries.iter().sum::<usize>() / self.entries.len().max(1);
+        let rounds = self.entries.len().max(1);
+        let mean_entries = self.entries.iter().sum::<usize>() / rounds;
         println!(
-            "{:<28} p50 {:>9.1?}  p99 {:>9.1?}  max {:>9.1?}  entries touched: mean {mean_entries}, max {}",
+            "{:<28} p50 {:>9.1?}  p99 {:>9.1?}  max {:>9.1?}  entries touched: mean {mean_entries}, max {}; selector matches: mean {}",
             self.name,
             self.times[at(50)],
             self.times[at(99)],
             self.times[self.times.len() - 1],
             self.entries.last().copied().unwrap_or(0),
+            self.matches / rounds,
         );
     }
 }
@@ -167,12 +187,24 @@ fn main() {
         .filter_map(|id| engine.map_state(Identity(id)))
         .map(|m| m.len())
         .sum();
+    let mut states = Checksum::default();
+    for id in 256..next {
+        for (key, verdict) in engine
+            .map_state(Identity(id))
+            .into_iter()
+            .flat_map(|m| m.entries())
+        {
+            (id, key, verdict).hash(&mut states.0);
+        }
+    }
     println!(
-        "full computation: {} pods, {} identities, {} policies, {} selectors: {full:.2?} ({identities_done:.2?} identities, then policies); {entries} map entries; peak RSS {:.0} MiB",
+        "full computation: {} pods, {} identities, {} policies, {} selectors: {full:.2?} ({identities_done:.2?} identities, then policies); {entries} map entries (checksum {:016x}), {} selector matches; peak RSS {:.0} MiB",
         NAMESPACES * APPS * PODS_PER_IDENTITY,
         next - 256,
         policies.len(),
         engine.selector_count(),
+        states.0.finish(),
+        engine.stats().selector_matches,
         peak_rss_mib()
     );
 
@@ -180,27 +212,33 @@ fn main() {
     let mut label_change = Series::new("label change (last pod)");
     let mut policy_add = Series::new("policy added");
     let mut policy_remove = Series::new("policy removed");
+    let mut deltas = Checksum::default();
     for round in 0..ROUNDS {
         let ns = round % NAMESPACES;
         let id = Identity(60_000);
-        let t = Clock::now();
+        let matches = |engine: &Engine| engine.stats().selector_matches;
+        let (t, m) = (Clock::now(), matches(&engine));
         let d = engine.upsert_identity(id, labels(ns, "fresh"), ports(), true);
-        new_pod.record(t.elapsed(), &d);
+        new_pod.record(t.elapsed(), &d, matches(&engine) - m);
+        deltas.delta(&d);
         // The pod is relabelled: its identity goes, a new one comes.
-        let t = Clock::now();
+        let (t, m) = (Clock::now(), matches(&engine));
         let mut d = engine.remove_identity(id);
         let d2 = engine.upsert_identity(Identity(60_001), labels(ns, "app-3"), ports(), true);
         d.entries.extend(d2.entries);
-        label_change.record(t.elapsed(), &d);
-        engine.remove_identity(Identity(60_001));
+        label_change.record(t.elapsed(), &d, matches(&engine) - m);
+        deltas.delta(&d);
+        deltas.delta(&engine.remove_identity(Identity(60_001)));
 
         let (origin, rules) = compile(&added_policy(ns, round));
-        let t = Clock::now();
+        let (t, m) = (Clock::now(), matches(&engine));
         let d = engine.upsert_policy(origin.clone(), rules);
-        policy_add.record(t.elapsed(), &d);
-        let t = Clock::now();
+        policy_add.record(t.elapsed(), &d, matches(&engine) - m);
+        deltas.delta(&d);
+        let (t, m) = (Clock::now(), matches(&engine));
         let d = engine.remove_policy(&origin);
-        policy_remove.record(t.elapsed(), &d);
+        policy_remove.record(t.elapsed(), &d, matches(&engine) - m);
+        deltas.delta(&d);
     }
     for series in [
         &mut new_pod,
@@ -210,4 +248,5 @@ fn main() {
     ] {
         series.report();
     }
+    println!("deltas checksum {:016x}", deltas.0.finish());
 }

@@ -1,10 +1,12 @@
 //! The incremental policy engine: identities and rules in, per-identity map state out, with
 //! every operation returning the minimal change to the resolved entries.
 //!
-//! Work follows the change, not the world. A new identity is matched once against each cached
-//! selector; where a selector is a rule's peer, only that peer's contributions are added to
-//! the rule's subjects; where it is a rule's subject, only that identity's map state is
-//! computed. A new rule touches only the identities its selectors select.
+//! Work follows the change, not the world. A new identity is matched only against the cached
+//! selectors filed under one of its labels (and those requiring none); where a selector
+//! selecting it is a rule's peer, only that peer's contributions are added to the rule's
+//! subjects; where it is a rule's subject, only that identity's map state is computed. A new
+//! rule's selectors are matched only against the identities carrying the label they are filed
+//! under, and the rule touches only the identities they select.
 
 mod selector_cache;
 mod state;
@@ -406,7 +408,7 @@ impl Engine {
             return;
         };
         self.delta.identities_removed.push(identity);
-        let hits = self.selectors.remove_identity(identity);
+        let hits = self.selectors.remove_identity(identity, &entry.labels);
         for &sel in &hits {
             let Some(sel_entry) = self.selectors.get(sel) else {
                 continue;
@@ -452,10 +454,12 @@ impl Engine {
         let id = self.next_rule;
         self.next_rule += 1;
         let identities = &self.identities;
-        let all = || identities.iter().map(|(id, e)| (*id, &e.labels));
+        let labels_of = |id| identities.get(&id).map(|e| &e.labels);
         let matches = &mut self.stats.selector_matches;
         let subject = match &rule.subject {
-            Subject::Endpoints(selector) => Some(self.selectors.acquire(selector, all(), matches)),
+            Subject::Endpoints(selector) => {
+                Some(self.selectors.acquire(selector, labels_of, matches))
+            }
             Subject::Nodes(_) => None,
         };
         let mut peers = Vec::new();
@@ -470,7 +474,7 @@ impl Engine {
                     };
                     let mut sels: Vec<SelectorId> = Vec::new();
                     for selector in &peer_rule.peers {
-                        let sel = self.selectors.acquire(selector, all(), matches);
+                        let sel = self.selectors.acquire(selector, labels_of, matches);
                         if let Some(entry) = self.selectors.get_mut(sel) {
                             entry.peer_users.insert(peer_use);
                         }
@@ -649,7 +653,7 @@ impl Engine {
         let Some(state) = self.subjects.get_mut(&subject) else {
             return;
         };
-        let mut changes = Vec::new();
+        let mut changes = Vec::with_capacity(effects.len());
         self.stats.contributions_added +=
             state.map.add(source(peer_use, peer), effects, &mut changes);
         self.delta.record(subject, changes);
@@ -681,7 +685,7 @@ impl Engine {
         if peer_rule.l4.is_all() {
             return vec![(Key::any(direction, peer), plain)];
         }
-        let mut out = Vec::new();
+        let mut out = Vec::with_capacity(peer_rule.l4.ports.len() + peer_rule.l4.icmps.len());
         for port in &peer_rule.l4.ports {
             let effect = match (&port.l7, peer_use.deny) {
                 (_, true) => Effect::Deny,
@@ -690,12 +694,12 @@ impl Engine {
             };
             match &port.port {
                 PortSpec::All => {
-                    for proto in protocols(port.protocol) {
+                    for &proto in protocols(port.protocol) {
                         out.push((Key::new(direction, peer, proto, 0, 0), effect.clone()));
                     }
                 }
                 PortSpec::Range(lo, hi) => {
-                    for proto in protocols(port.protocol) {
+                    for &proto in protocols(port.protocol) {
                         for (start, len) in port_range_prefixes(*lo, *hi) {
                             out.push((
                                 Key::new(direction, peer, proto, start, len),
@@ -893,12 +897,12 @@ fn source(peer_use: PeerUse, peer: Identity) -> Source {
 }
 
 /// `ANY` with a port means each of TCP, UDP and SCTP (never ICMP).
-fn protocols(protocol: Protocol) -> Vec<u8> {
+fn protocols(protocol: Protocol) -> &'static [u8] {
     match protocol {
-        Protocol::Tcp => vec![PROTO_TCP],
-        Protocol::Udp => vec![PROTO_UDP],
-        Protocol::Sctp => vec![PROTO_SCTP],
-        Protocol::Any => vec![PROTO_TCP, PROTO_UDP, PROTO_SCTP],
+        Protocol::Tcp => &[PROTO_TCP],
+        Protocol::Udp => &[PROTO_UDP],
+        Protocol::Sctp => &[PROTO_SCTP],
+        Protocol::Any => &[PROTO_TCP, PROTO_UDP, PROTO_SCTP],
     }
 }
 

@@ -12,7 +12,7 @@
 
 mod key;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, btree_map};
 use std::ops::Bound;
 use std::sync::Arc;
 
@@ -71,8 +71,13 @@ pub struct EntryChange {
 #[derive(Debug, Clone, Default)]
 pub struct MapState {
     enforced: [bool; 2],
-    contributions: BTreeMap<Key, BTreeMap<Source, Effect>>,
+    /// Per key, its contributions sorted by source: most keys have one, so a sorted `Vec`
+    /// beats a map in time and memory.
+    contributions: BTreeMap<Key, Vec<(Source, Effect)>>,
     by_source: BTreeMap<Source, Vec<Key>>,
+    /// How many deny contributions each key has, so that resolving a key looks for broader
+    /// denies among the few deny keys instead of probing every covering prefix.
+    denies: BTreeMap<Key, usize>,
     resolved: BTreeMap<Key, Verdict>,
 }
 
@@ -157,7 +162,11 @@ impl MapState {
     }
 
     pub fn contributions(&self, key: &Key) -> impl Iterator<Item = (&Source, &Effect)> {
-        self.contributions.get(key).into_iter().flatten()
+        self.contributions
+            .get(key)
+            .into_iter()
+            .flatten()
+            .map(|(source, effect)| (source, effect))
     }
 
     pub fn has_source(&self, source: &Source) -> bool {
@@ -178,12 +187,30 @@ impl MapState {
         let mut keys = Vec::with_capacity(effects.len());
         for (key, effect) in effects {
             let deny = matches!(effect, Effect::Deny);
-            self.contributions
-                .entry(key)
-                .or_default()
-                .insert(source.clone(), effect);
+            let at_key = self.contributions.entry(key).or_default();
+            // One source may name a key twice (a port and a named port resolving to it).
+            let replaced = match at_key.binary_search_by(|(s, _)| s.cmp(&source)) {
+                Ok(i) => Some(std::mem::replace(&mut at_key[i].1, effect)),
+                Err(i) => {
+                    at_key.insert(i, (source.clone(), effect));
+                    None
+                }
+            };
+            let was_deny = matches!(replaced, Some(Effect::Deny));
+            if was_deny {
+                count_deny(&mut self.denies, key, false);
+            }
+            if deny {
+                count_deny(&mut self.denies, key, true);
+            }
             keys.push(key);
-            self.resolve_around(key, deny, changes);
+            if deny || was_deny {
+                self.resolve_around(key, true, changes);
+            } else {
+                // Resolved here, while this key's contributions are at hand.
+                let new = verdict(at_key, denied(&self.denies, key));
+                self.set_resolved(key, new, changes);
+            }
         }
         let added = keys.len();
         self.by_source.insert(source, keys);
@@ -195,15 +222,27 @@ impl MapState {
         let Some(keys) = self.by_source.remove(source) else {
             return 0;
         };
-        for key in &keys {
+        for &key in &keys {
             let mut deny = false;
-            if let Some(at_key) = self.contributions.get_mut(key) {
-                deny = matches!(at_key.remove(source), Some(Effect::Deny));
-                if at_key.is_empty() {
-                    self.contributions.remove(key);
+            let mut new = None;
+            if let btree_map::Entry::Occupied(mut at_key) = self.contributions.entry(key) {
+                if let Ok(i) = at_key.get().binary_search_by(|(s, _)| s.cmp(source)) {
+                    deny = matches!(at_key.get_mut().remove(i).1, Effect::Deny);
+                }
+                if deny {
+                    count_deny(&mut self.denies, key, false);
+                }
+                if at_key.get().is_empty() {
+                    at_key.remove();
+                } else {
+                    new = verdict(at_key.get(), denied(&self.denies, key));
                 }
             }
-            self.resolve_around(*key, deny, changes);
+            if deny {
+                self.resolve_around(key, true, changes);
+            } else {
+                self.set_resolved(key, new, changes);
+            }
         }
         keys.len()
     }
@@ -236,6 +275,7 @@ impl MapState {
         }
         self.contributions.clear();
         self.by_source.clear();
+        self.denies.clear();
     }
 
     fn resolve_around(&mut self, key: Key, deny_changed: bool, changes: &mut Vec<EntryChange>) {
@@ -254,24 +294,14 @@ impl MapState {
     }
 
     fn resolve(&mut self, key: Key, changes: &mut Vec<EntryChange>) {
-        let new = self.contributions.get(&key).and_then(|at_key| {
-            let denied = at_key.values().any(|e| matches!(e, Effect::Deny))
-                || key.covering().any(|k| {
-                    self.contributions
-                        .get(&k)
-                        .is_some_and(|c| c.values().any(|e| matches!(e, Effect::Deny)))
-                });
-            if denied {
-                return Some(Verdict::Deny);
-            }
-            if at_key.values().any(|e| matches!(e, Effect::Allow)) {
-                return Some(Verdict::Allow);
-            }
-            at_key.values().find_map(|e| match e {
-                Effect::L7(rules) => Some(Verdict::Redirect(rules.parser())),
-                _ => None,
-            })
-        });
+        let new = self
+            .contributions
+            .get(&key)
+            .and_then(|at_key| verdict(at_key, denied(&self.denies, key)));
+        self.set_resolved(key, new, changes);
+    }
+
+    fn set_resolved(&mut self, key: Key, new: Option<Verdict>, changes: &mut Vec<EntryChange>) {
         let old = match new {
             Some(verdict) => self.resolved.insert(key, verdict),
             None => self.resolved.remove(&key),
@@ -358,6 +388,42 @@ impl MapState {
             }
         }
         policy
+    }
+}
+
+/// The verdict of a key from its contributions, `denied` if a deny at it or a broader key
+/// applies.
+fn verdict(at_key: &[(Source, Effect)], denied: bool) -> Option<Verdict> {
+    if at_key.is_empty() {
+        return None;
+    }
+    if denied {
+        return Some(Verdict::Deny);
+    }
+    if at_key.iter().any(|(_, e)| matches!(e, Effect::Allow)) {
+        return Some(Verdict::Allow);
+    }
+    at_key.iter().find_map(|(_, e)| match e {
+        Effect::L7(rules) => Some(Verdict::Redirect(rules.parser())),
+        _ => None,
+    })
+}
+
+/// Whether a deny at `key` or at a key covering it exists.
+fn denied(denies: &BTreeMap<Key, usize>, key: Key) -> bool {
+    // Every key covering this one sorts between the peer's `ANY` key and it.
+    let broadest = Key::any(key.direction, key.identity);
+    denies.range(broadest..=key).any(|(k, _)| k.covers(&key))
+}
+
+fn count_deny(denies: &mut BTreeMap<Key, usize>, key: Key, add: bool) {
+    if add {
+        *denies.entry(key).or_insert(0) += 1;
+    } else if let Some(n) = denies.get_mut(&key) {
+        *n -= 1;
+        if *n == 0 {
+            denies.remove(&key);
+        }
     }
 }
 

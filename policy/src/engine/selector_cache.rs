@@ -1,7 +1,10 @@
+mod index;
+
 use std::collections::{BTreeSet, HashMap};
 
 use schema::labels::{Labels, Selector};
 
+use self::index::{IdentityIndex, SelectorIndex};
 use crate::identity::Identity;
 use crate::rule::Direction;
 
@@ -18,11 +21,16 @@ pub(crate) struct PeerUse {
 
 /// Which identities each selector in use selects, kept current as identities come and go,
 /// so that policy computation never matches labels itself.
+///
+/// Matching is indexed both ways: a new identity meets only the selectors filed under one of
+/// its labels, a new selector only the identities carrying the label it is filed under.
 #[derive(Debug, Default)]
 pub(crate) struct SelectorCache {
     ids: HashMap<Selector, SelectorId>,
     entries: Vec<Option<Entry>>,
     free: Vec<SelectorId>,
+    filed: SelectorIndex,
+    identities: IdentityIndex,
 }
 
 #[derive(Debug)]
@@ -42,11 +50,12 @@ impl Entry {
 }
 
 impl SelectorCache {
-    /// Interns `selector`, computing its selection over `identities` if it is new.
+    /// Interns `selector`, computing its selection if it is new. `labels_of` knows the labels
+    /// of every identity added to this cache.
     pub(super) fn acquire<'a>(
         &mut self,
         selector: &Selector,
-        identities: impl Iterator<Item = (Identity, &'a Labels)>,
+        labels_of: impl Fn(Identity) -> Option<&'a Labels>,
         matches: &mut usize,
     ) -> SelectorId {
         if let Some(&id) = self.ids.get(selector) {
@@ -55,12 +64,14 @@ impl SelectorCache {
             }
             return id;
         }
-        let selected = identities
-            .filter(|(_, labels)| {
+        let selected = self
+            .identities
+            .candidates(selector)
+            .into_iter()
+            .filter(|identity| {
                 *matches += 1;
-                selector.matches(labels)
+                labels_of(*identity).is_some_and(|labels| selector.matches(labels))
             })
-            .map(|(id, _)| id)
             .collect();
         let entry = Entry {
             selector: selector.clone(),
@@ -80,6 +91,7 @@ impl SelectorCache {
             }
         };
         self.ids.insert(selector.clone(), id);
+        self.filed.insert(id, selector);
         id
     }
 
@@ -91,6 +103,7 @@ impl SelectorCache {
         if entry.refs == 0 {
             if let Some(entry) = self.entries[id].take() {
                 self.ids.remove(&entry.selector);
+                self.filed.remove(id, &entry.selector);
             }
             self.free.push(id);
         }
@@ -104,16 +117,20 @@ impl SelectorCache {
         self.entries.get_mut(id).and_then(Option::as_mut)
     }
 
-    /// Records a new identity in every selector that selects it; returns those selectors.
+    /// Records a new identity in every selector that selects it; returns those selectors,
+    /// in id order.
     pub(super) fn add_identity(
         &mut self,
         identity: Identity,
         labels: &Labels,
         matches: &mut usize,
     ) -> Vec<SelectorId> {
+        self.identities.insert(identity, labels);
         let mut hits = Vec::new();
-        for (id, entry) in self.entries.iter_mut().enumerate() {
-            let Some(entry) = entry else { continue };
+        for id in self.filed.candidates(labels) {
+            let Some(entry) = self.entries.get_mut(id).and_then(Option::as_mut) else {
+                continue;
+            };
             *matches += 1;
             if entry.selector.matches(labels) {
                 entry.selected.insert(identity);
@@ -123,11 +140,18 @@ impl SelectorCache {
         hits
     }
 
-    /// Forgets an identity; returns the selectors that had selected it.
-    pub(super) fn remove_identity(&mut self, identity: Identity) -> Vec<SelectorId> {
+    /// Forgets an identity, which was added with `labels`; returns the selectors that had
+    /// selected it, in id order. Those are among the candidates for its labels, since every
+    /// selection holds exactly the matching identities.
+    pub(super) fn remove_identity(
+        &mut self,
+        identity: Identity,
+        labels: &Labels,
+    ) -> Vec<SelectorId> {
+        self.identities.remove(identity, labels);
         let mut hits = Vec::new();
-        for (id, entry) in self.entries.iter_mut().enumerate() {
-            if let Some(entry) = entry
+        for id in self.filed.candidates(labels) {
+            if let Some(entry) = self.entries.get_mut(id).and_then(Option::as_mut)
                 && entry.selected.remove(&identity)
             {
                 hits.push(id);
@@ -139,4 +163,14 @@ impl SelectorCache {
     pub(super) fn len(&self) -> usize {
         self.ids.len()
     }
+
+    /// Every selector in use with what it selects, for checking selections against a full
+    /// scan.
+    #[cfg(test)]
+    pub(super) fn entries(&self) -> impl Iterator<Item = &Entry> {
+        self.entries.iter().flatten()
+    }
 }
+
+#[cfg(test)]
+mod tests;

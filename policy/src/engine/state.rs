@@ -1,7 +1,5 @@
-use std::collections::BTreeMap;
-
 use crate::identity::Identity;
-use crate::mapstate::{EntryChange, Key, Verdict};
+use crate::mapstate::EntryChange;
 use crate::rule::Direction;
 
 /// What one engine operation changed: the entries the datapath must write or delete, per
@@ -23,7 +21,8 @@ pub struct Stats {
     pub subjects_computed: usize,
     pub contributions_added: usize,
     pub contributions_removed: usize,
-    /// Selector-against-labels evaluations.
+    /// Selector-against-labels evaluations: the candidates the selector cache's index
+    /// yields, each evaluated once.
     pub selector_matches: usize,
     /// Resolved entries changed (after coalescing).
     pub entries_changed: usize,
@@ -38,19 +37,18 @@ impl Delta {
     /// Folds repeated changes of one entry into one (first old, last new) and drops those
     /// that end where they started.
     pub(crate) fn coalesce(&mut self) {
-        let mut folded: BTreeMap<(Identity, Key), (Option<Verdict>, Option<Verdict>)> =
-            BTreeMap::new();
+        // A stable sort keeps each entry's changes in the order they happened.
+        self.entries
+            .sort_by_key(|(subject, change)| (*subject, change.key));
+        let mut folded: Vec<(Identity, EntryChange)> = Vec::with_capacity(self.entries.len());
         for (subject, change) in self.entries.drain(..) {
-            folded
-                .entry((subject, change.key))
-                .and_modify(|(_, new)| *new = change.new)
-                .or_insert((change.old, change.new));
+            match folded.last_mut() {
+                Some((s, last)) if *s == subject && last.key == change.key => last.new = change.new,
+                _ => folded.push((subject, change)),
+            }
         }
-        self.entries = folded
-            .into_iter()
-            .filter(|(_, (old, new))| old != new)
-            .map(|((subject, key), (old, new))| (subject, EntryChange { key, old, new }))
-            .collect();
+        folded.retain(|(_, change)| change.old != change.new);
+        self.entries = folded;
     }
 
     pub fn is_empty(&self) -> bool {

@@ -261,6 +261,15 @@ proptest! {
         prop_assert_eq!(relabel(&engine, got.clone()), relabel(&fresh, want));
         prop_assert_eq!(got_enforced, want_enforced);
         prop_assert_eq!(mirror, got);
+        // The indexed selector cache selects what a scan of every identity does.
+        for entry in engine.selectors.entries() {
+            let scanned: BTreeSet<Identity> = engine
+                .identities()
+                .filter(|(_, labels)| entry.selector.matches(labels))
+                .map(|(id, _)| id)
+                .collect();
+            prop_assert_eq!(&entry.selected, &scanned, "selection of {}", entry.selector);
+        }
     }
 }
 
@@ -395,8 +404,9 @@ spec:
     }
 }
 
-/// A new pod in one namespace is matched against the cached selectors once and adds only the
-/// entries where it is a peer; nothing about the other namespace is recomputed.
+/// A new pod in one namespace is matched only against the cached selectors that may select
+/// it and adds only the entries where it is a peer; nothing about the other namespace is
+/// recomputed.
 #[test]
 fn a_new_pod_touches_only_what_selects_it() {
     let mut engine = Engine::new(Config::default());
@@ -420,10 +430,10 @@ fn a_new_pod_touches_only_what_selects_it() {
         1,
         "only the new identity's own map state"
     );
-    assert_eq!(
-        after.selector_matches - before.selector_matches,
-        engine.selector_count()
-    );
+    // Of the four cached selectors it meets the three pinned to namespace x, not the one
+    // for pods of team-y's namespaces.
+    assert_eq!(engine.selector_count(), 4);
+    assert_eq!(after.selector_matches - before.selector_matches, 3);
     // It is a peer of x/b (a-to-b: one port) and a subject of both policies' namespace-x rules.
     let touched: BTreeSet<Identity> = delta.entries.iter().map(|(s, _)| *s).collect();
     assert_eq!(touched, BTreeSet::from([pod_identity(1), Identity(2000)]));
@@ -434,6 +444,33 @@ fn a_new_pod_touches_only_what_selects_it() {
         .map(|(_, c)| c.key.to_string())
         .collect();
     assert_eq!(peer_entries, ["ingress 2000 80/TCP"]);
+}
+
+/// A new selector meets only the identities carrying the label it is filed under.
+#[test]
+fn a_new_policy_matches_only_candidate_identities() {
+    let mut engine = Engine::new(Config::default());
+    for i in 0..PODS.len() {
+        add_pod(&mut engine, i);
+    }
+    let all = engine.identities().count();
+    assert_eq!(all, Identity::RESERVED.len() + PODS.len());
+    let before = engine.stats();
+    add_policy(&mut engine, 0);
+    let after = engine.stats();
+    // Subject `app=b` and peer `app=a`, both pinned to namespace x: three pods each.
+    assert_eq!(after.selector_matches - before.selector_matches, 3 + 3);
+    add_policy(&mut engine, 4);
+    // Subject: x's three pods; peer `team=team-y` (any namespace): y's three pods.
+    assert_eq!(
+        engine.stats().selector_matches - after.selector_matches,
+        3 + 3
+    );
+    // A cached selector costs nothing: deny-c's subject (all of x) is from-team-y's, only its
+    // peer `app=c` in x is new.
+    let before = engine.stats();
+    add_policy(&mut engine, 1);
+    assert_eq!(engine.stats().selector_matches - before.selector_matches, 3);
 }
 
 /// Removing one policy retracts exactly its contributions.
