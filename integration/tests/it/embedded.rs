@@ -17,19 +17,26 @@ pub(crate) struct Embedded {
 impl Embedded {
     /// `myelin up DIR` (a path below the repository's `examples/`).
     pub(crate) fn up(example: &str) -> Embedded {
+        Embedded::up_with(&examples().join(example), &[])
+    }
+
+    /// `myelin up DIR ARGS...` with a unique name and run directory.
+    pub(crate) fn up_with(dir: &Path, args: &[&str]) -> Embedded {
         static NEXT: AtomicUsize = AtomicUsize::new(0);
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
         let name = format!("myit{}x{n}", std::process::id());
         let run_dir = std::env::temp_dir().join(format!("myelin-it-{name}"));
         let node = Embedded { name, run_dir };
-        let out = node.myelin(&[
-            "up",
-            &examples().join(example).display().to_string(),
-            "--name",
-            &node.name,
-        ]);
+        let dir = dir.display().to_string();
+        let mut up = vec!["up", dir.as_str(), "--name", node.name.as_str()];
+        up.extend(args);
+        let out = node.myelin(&up);
         assert!(out.status.success(), "myelin up failed: {}", describe(&out));
         node
+    }
+
+    pub(crate) fn name(&self) -> &str {
+        &self.name
     }
 
     pub(crate) fn myelin(&self, args: &[&str]) -> Output {
@@ -89,7 +96,7 @@ fn examples() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples")
 }
 
-fn describe(out: &Output) -> String {
+pub(crate) fn describe(out: &Output) -> String {
     format!(
         "{}\nstdout:\n{}\nstderr:\n{}",
         out.status,
@@ -140,7 +147,7 @@ fn star_wars_tutorial() {
     let endpoints = node.myelin_ok(&["endpoint", "list"]);
     let deathstar_rows: Vec<&str> = endpoints
         .lines()
-        .filter(|l| l.contains("k8s:app.kubernetes.io/name=deathstar"))
+        .filter(|l| l.contains("k8s:class=deathstar"))
         .collect();
     assert_eq!(deathstar_rows.len(), 2, "{endpoints}");
     for row in deathstar_rows {

@@ -5,6 +5,7 @@ mod cni;
 mod datapath;
 mod embedded;
 mod netns;
+mod netpol_probe;
 mod route_reconciler;
 mod routes;
 mod workload;

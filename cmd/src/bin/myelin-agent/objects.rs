@@ -155,6 +155,7 @@ impl Objects {
     }
 
     /// Every stored object, in key order.
+    #[cfg(test)]
     pub(crate) fn all(&self) -> Vec<std::sync::Arc<StoredObject>> {
         let txn = self.db.read_txn();
         txn.all(&self.table)

@@ -100,10 +100,6 @@ impl Store {
         }
         replace_file(&self.dir, FILE, &buf)
     }
-
-    pub(crate) fn dir(&self) -> &Path {
-        &self.dir
-    }
 }
 
 /// Replaces `dir/name` with `contents` through a fsynced temporary file and a rename, so a

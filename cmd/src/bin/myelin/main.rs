@@ -116,7 +116,10 @@ enum BpfPolicyCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    install_subscriber();
+    if !matches!(cli.command, Command::Serve(_)) {
+        // `serve` logs at info: its `serving` line tells its starter it is ready.
+        install_subscriber();
+    }
     let run = RunDir::new(cli.run_dir);
     let client = Client::new(&run.socket());
     let result = match cli.command {
