@@ -39,7 +39,8 @@ pub struct PodRecord {
     pub ipv4: Ipv4Addr,
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
-    /// The process serving its ports (the built-in server or the pod's own command).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub server_pid: Option<u32>,
+    /// The processes serving it: containers' own commands, and the built-in server for the
+    /// ports of containers without a command this machine can run.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub processes: Vec<u32>,
 }

@@ -35,9 +35,9 @@ pub(crate) fn start(run: &RunDir, instance: &mut Instance, key: &str, pod: &Pod)
             container_id: netns.clone(),
             ipv4: address,
             labels: pod.metadata.labels.clone().unwrap_or_default(),
-            server_pid: None,
+            processes: Vec::new(),
         };
-        record.server_pid = serve(run, &netns, key, pod)?;
+        record.processes = serve(run, &netns, key, pod)?;
         Ok(record)
     })();
     match started {
@@ -57,8 +57,8 @@ pub(crate) fn stop(run: &RunDir, instance: &mut Instance, key: &str) -> Result<(
     let Some(record) = instance.pods.remove(key) else {
         return Ok(());
     };
-    if let Some(pid) = record.server_pid {
-        system::terminate(pid);
+    for pid in &record.processes {
+        system::terminate(*pid);
     }
     let (namespace, name) = key.split_once('/').unwrap_or(("", key));
     let deleted = cni(run, instance, "DEL", &record.netns, namespace, name, None);
@@ -66,42 +66,61 @@ pub(crate) fn stop(run: &RunDir, instance: &mut Instance, key: &str) -> Result<(
     deleted.map(|_| ())
 }
 
-/// The pod's own command if it gives one, else the built-in server on its container ports.
-fn serve(run: &RunDir, netns: &str, key: &str, pod: &Pod) -> Result<Option<u32>> {
-    let containers = pod
-        .spec
-        .as_ref()
-        .map(|s| s.containers.as_slice())
-        .unwrap_or_default();
-    let log = run.log(&format!("pod-{}", key.replace('/', "-")));
-    if let Some(container) = containers.iter().find(|c| c.command.is_some()) {
+/// Each container's own command where this machine can run it (the manifests name programs in
+/// images that are not here: agnhost, httpbin), and the built-in server for the ports of the
+/// other containers.
+fn serve(run: &RunDir, netns: &str, key: &str, pod: &Pod) -> Result<Vec<u32>> {
+    let containers = pod.spec.as_ref().map(|s| s.containers.as_slice()).unwrap_or_default();
+    let log = |what: &str| run.log(&format!("pod-{}-{what}", key.replace('/', "-")));
+    let mut processes = Vec::new();
+    let mut args: Vec<OsString> = vec!["serve".into(), "--pod".into(), key.into()];
+    let mut ports = 0;
+    for container in containers {
         let mut argv: Vec<String> = container.command.clone().unwrap_or_default();
         argv.extend(container.args.clone().unwrap_or_default());
-        let Some((program, args)) = argv.split_first() else {
-            bail!(
-                "pod {key}: container {} has an empty command",
-                container.name
-            );
-        };
-        let args: Vec<OsString> = args.iter().map(OsString::from).collect();
-        return system::spawn_in_netns(netns, program.as_ref(), &args, &log).map(Some);
+        if let Some((program, rest)) = argv.split_first()
+            && runnable(program)
+        {
+            let rest: Vec<OsString> = rest.iter().map(OsString::from).collect();
+            processes.push(system::spawn_in_netns(
+                netns,
+                program.as_ref(),
+                &rest,
+                &log(&container.name),
+            )?);
+            continue;
+        }
+        for port in container.ports.iter().flatten() {
+            let flag = match port.protocol.as_deref().unwrap_or("TCP") {
+                "UDP" => "--udp",
+                "SCTP" => "--sctp",
+                _ => "--tcp",
+            };
+            args.push(flag.into());
+            args.push(port.container_port.to_string().into());
+            ports += 1;
+        }
     }
-    let mut args: Vec<OsString> = vec!["serve".into(), "--pod".into(), key.into()];
-    let mut any = false;
-    for port in containers.iter().flat_map(|c| c.ports.iter().flatten()) {
-        let flag = match port.protocol.as_deref().unwrap_or("TCP") {
-            "UDP" => "--udp",
-            "SCTP" => "--sctp",
-            _ => "--tcp",
-        };
-        args.push(flag.into());
-        args.push(port.container_port.to_string().into());
-        any = true;
+    if ports > 0 {
+        processes.push(system::spawn_in_netns(
+            netns,
+            &system::sibling("myelin")?,
+            &args,
+            &log("serve"),
+        )?);
     }
-    if !any {
-        return Ok(None);
+    Ok(processes)
+}
+
+/// An absolute path that exists, or a name found in `PATH`.
+fn runnable(program: &str) -> bool {
+    let path = std::path::Path::new(program);
+    if path.is_absolute() || program.contains('/') {
+        return path.is_file();
     }
-    system::spawn_in_netns(netns, &system::sibling("myelin")?, &args, &log).map(Some)
+    std::env::var_os("PATH").is_some_and(|paths| {
+        std::env::split_paths(&paths).any(|dir| dir.join(program).is_file())
+    })
 }
 
 /// Runs `myelin-cni` as a runtime does, in the node's namespace; the parsed result on success.
