@@ -187,7 +187,10 @@ struct Round {
     derived: Derived,
     #[cfg_attr(
         not(test),
-        expect(dead_code, reason = "the task reports it in the round's span; tests read it")
+        expect(
+            dead_code,
+            reason = "the task reports it in the round's span; tests read it"
+        )
     )]
     written: Written,
     /// Fire when there is more to derive.
