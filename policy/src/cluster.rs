@@ -100,89 +100,47 @@ impl Cluster {
 
     fn add_namespace(&mut self, ns: &Namespace) {
         let name = ns.metadata.name.clone().unwrap_or_default();
-        let mut labels = ns.metadata.labels.clone().unwrap_or_default();
-        labels.insert("kubernetes.io/metadata.name".to_owned(), name.clone());
-        self.namespaces.insert(name, labels);
+        self.namespaces.insert(name, namespace_labels(ns));
     }
 
     fn namespace_labels(&mut self, name: &str) -> BTreeMap<String, String> {
         self.namespaces
             .entry(name.to_owned())
-            .or_insert_with(|| {
-                BTreeMap::from([("kubernetes.io/metadata.name".to_owned(), name.to_owned())])
-            })
+            .or_insert_with(|| unknown_namespace_labels(name))
             .clone()
     }
 
     fn add_service(&mut self, svc: &Service) {
-        let namespace = namespace_of(svc.metadata.namespace.as_deref());
-        let name = svc.metadata.name.clone().unwrap_or_default();
-        let spec = svc.spec.as_ref();
-        let ports = spec
-            .and_then(|s| s.ports.as_ref())
-            .into_iter()
-            .flatten()
-            .filter_map(|p| {
-                let port = u16::try_from(p.port).ok()?;
-                let proto = proto_number(p.protocol.as_deref());
-                let target = p.target_port.clone().unwrap_or(IntOrString::Int(p.port));
-                Some((port, proto, target))
-            })
-            .collect();
-        let info = ServiceInfo {
-            namespace: namespace.clone(),
-            name: name.clone(),
-            labels: svc.metadata.labels.clone().unwrap_or_default(),
-            selector: spec.and_then(|s| s.selector.clone()),
-            ports,
-        };
-        self.services.insert((namespace, name), info);
+        let info = service_info(svc);
+        self.services
+            .insert((info.namespace.clone(), info.name.clone()), info);
     }
 
     fn add_pods(&mut self, pods: Vec<Pod>) {
-        let mut used: BTreeSet<IpAddr> = pods
-            .iter()
-            .filter_map(|p| p.status.as_ref()?.pod_ip.as_deref()?.parse().ok())
-            .collect();
+        let mut used: BTreeSet<IpAddr> = pods.iter().filter_map(|p| pod_ip(p).ok()?).collect();
         let mut next = u32::from(ASSIGNED_POD_RANGE) + 1;
         let mut by_identity: BTreeMap<Identity, (Labels, NamedPorts)> = BTreeMap::new();
         for pod in pods {
             let namespace = namespace_of(pod.metadata.namespace.as_deref());
             let name = pod.metadata.name.clone().unwrap_or_default();
-            let ip = match pod.status.as_ref().and_then(|s| s.pod_ip.as_deref()) {
-                Some(text) => match text.parse() {
-                    Ok(ip) => ip,
-                    Err(_) => {
-                        self.errors.push(format!(
-                            "{namespace}/{name}: status.podIP: {text:?} is not an IP address"
-                        ));
-                        continue;
-                    }
-                },
-                None => loop {
+            let ip = match pod_ip(&pod) {
+                Ok(Some(ip)) => ip,
+                Ok(None) => loop {
                     let candidate = IpAddr::V4(Ipv4Addr::from(next));
                     next += 1;
                     if used.insert(candidate) {
                         break candidate;
                     }
                 },
+                Err(e) => {
+                    self.errors.push(format!("{namespace}/{name}: {e}"));
+                    continue;
+                }
             };
             let labels = pod.metadata.labels.clone().unwrap_or_default();
-            let service_account = pod
-                .spec
-                .as_ref()
-                .and_then(|s| s.service_account_name.clone())
-                .unwrap_or_else(|| DEFAULT_SERVICE_ACCOUNT.to_owned());
             let namespace_labels = self.namespace_labels(&namespace);
-            let identity_labels = pod_identity_labels(
-                &labels,
-                PodContext {
-                    namespace: &namespace,
-                    namespace_labels: &namespace_labels,
-                    service_account: &service_account,
-                    cluster: &self.cluster_name,
-                },
-            );
+            let (identity_labels, named_ports) =
+                pod_identity(&pod, &namespace_labels, &self.cluster_name);
             let identity = match self.allocator.allocate(&identity_labels) {
                 Ok(allocation) => allocation.identity,
                 Err(e) => {
@@ -190,7 +148,6 @@ impl Cluster {
                     continue;
                 }
             };
-            let named_ports = named_ports(&pod);
             let entry = by_identity
                 .entry(identity)
                 .or_insert_with(|| (identity_labels, NamedPorts::new()));
@@ -264,7 +221,8 @@ impl Cluster {
     }
 }
 
-struct ServiceCatalog<'a>(&'a BTreeMap<(String, String), ServiceInfo>);
+/// Services by (namespace, name), as policy compilation consults them for `toServices`.
+pub struct ServiceCatalog<'a>(pub &'a BTreeMap<(String, String), ServiceInfo>);
 
 impl Services for ServiceCatalog<'_> {
     fn selector(&self, namespace: &str, name: &str) -> Option<BTreeMap<String, String>> {
@@ -300,6 +258,86 @@ impl Services for ServiceCatalog<'_> {
     }
 }
 
+/// The labels pods of a namespace carry as `io.cilium.k8s.namespace.labels.*`: its own, plus
+/// `kubernetes.io/metadata.name` as the API server adds it.
+pub fn namespace_labels(ns: &Namespace) -> BTreeMap<String, String> {
+    let name = ns.metadata.name.clone().unwrap_or_default();
+    let mut labels = ns.metadata.labels.clone().unwrap_or_default();
+    labels.insert(NAMESPACE_NAME_LABEL.to_owned(), name);
+    labels
+}
+
+/// The labels of a namespace no Namespace object describes (yet).
+pub fn unknown_namespace_labels(name: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([(NAMESPACE_NAME_LABEL.to_owned(), name.to_owned())])
+}
+
+const NAMESPACE_NAME_LABEL: &str = "kubernetes.io/metadata.name";
+
+/// A pod's security identity labels (its own, its namespace's, service account and cluster)
+/// and the named ports its containers declare.
+pub fn pod_identity(
+    pod: &Pod,
+    namespace_labels: &BTreeMap<String, String>,
+    cluster: &str,
+) -> (Labels, NamedPorts) {
+    let namespace = namespace_of(pod.metadata.namespace.as_deref());
+    let empty = BTreeMap::new();
+    let labels = pod.metadata.labels.as_ref().unwrap_or(&empty);
+    let service_account = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.service_account_name.as_deref())
+        .unwrap_or(DEFAULT_SERVICE_ACCOUNT);
+    let identity_labels = pod_identity_labels(
+        labels,
+        PodContext {
+            namespace: &namespace,
+            namespace_labels,
+            service_account,
+            cluster,
+        },
+    );
+    (identity_labels, named_ports(pod))
+}
+
+/// `status.podIP`, if the pod has one.
+pub fn pod_ip(pod: &Pod) -> Result<Option<IpAddr>, PodIpError> {
+    let Some(text) = pod.status.as_ref().and_then(|s| s.pod_ip.as_deref()) else {
+        return Ok(None);
+    };
+    text.parse()
+        .map(Some)
+        .map_err(|_| PodIpError(text.to_owned()))
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("status.podIP: {0:?} is not an IP address")]
+pub struct PodIpError(pub String);
+
+/// What policy needs of a Service: its pod selector and ports.
+pub fn service_info(svc: &Service) -> ServiceInfo {
+    let spec = svc.spec.as_ref();
+    let ports = spec
+        .and_then(|s| s.ports.as_ref())
+        .into_iter()
+        .flatten()
+        .filter_map(|p| {
+            let port = u16::try_from(p.port).ok()?;
+            let proto = proto_number(p.protocol.as_deref());
+            let target = p.target_port.clone().unwrap_or(IntOrString::Int(p.port));
+            Some((port, proto, target))
+        })
+        .collect();
+    ServiceInfo {
+        namespace: namespace_of(svc.metadata.namespace.as_deref()),
+        name: svc.metadata.name.clone().unwrap_or_default(),
+        labels: svc.metadata.labels.clone().unwrap_or_default(),
+        selector: spec.and_then(|s| s.selector.clone()),
+        ports,
+    }
+}
+
 fn namespace_of(namespace: Option<&str>) -> String {
     namespace.unwrap_or(DEFAULT_NAMESPACE).to_owned()
 }
@@ -312,7 +350,8 @@ fn proto_number(protocol: Option<&str>) -> u8 {
     }
 }
 
-fn named_ports(pod: &Pod) -> NamedPorts {
+/// Container ports by name (lowercased), as named-port rules resolve them.
+pub fn named_ports(pod: &Pod) -> NamedPorts {
     let mut out = NamedPorts::new();
     let containers = pod
         .spec

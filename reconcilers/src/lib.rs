@@ -3,6 +3,7 @@
 //! object.
 
 pub mod datapath;
+pub mod derive;
 pub mod endpoints;
 pub mod objects;
 pub mod operations;
@@ -11,6 +12,7 @@ pub mod routes;
 pub mod status;
 pub mod targets;
 
+pub use derive::{Derivation, DeriveConfig, DeriveTables};
 pub use operations::Operations;
 pub use reconciler::{Config, ConfigError, Health, Metrics, Reason, Reconciler};
 pub use status::{Reconcilable, Status, StatusKind, error_chain};

@@ -44,7 +44,10 @@ fn cases() -> Vec<Case> {
                 .map(str::to_owned)
                 .collect();
             Case {
-                name: dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+                name: dir
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
                 expected: fs::read_to_string(dir.join("expected.txt")).expect("expected.txt"),
                 dir,
                 probes,
@@ -116,7 +119,12 @@ fn probe_matrix_equals_policy_matrix_on_the_upstream_cases() {
         }
         let dir = case.dir.display().to_string();
         let applied = node.myelin(&["apply", "-f", &dir]);
-        assert!(applied.status.success(), "{}: {}", case.name, describe(&applied));
+        assert!(
+            applied.status.success(),
+            "{}: {}",
+            case.name,
+            describe(&applied)
+        );
         let mut args = vec!["probe", "matrix", "--timeout", "300ms"];
         for probe in &probes {
             args.extend(["--probe", probe.as_str()]);

@@ -8,7 +8,7 @@ use std::sync::{Mutex, PoisonError};
 use bpf::Datapath;
 use bpf::maps::policy::{Policy, PolicyKey, PolicyValue};
 use reconcilers::datapath::register_identities_table;
-use reconcilers::derive::{DeriveConfig, DeriveError, DeriveTables, Derivation};
+use reconcilers::derive::{Derivation, DeriveConfig, DeriveError, DeriveTables};
 use reconcilers::endpoints::Endpoint;
 use reconcilers::objects::StoredObject;
 use reconcilers::reconciler::Health;

@@ -126,10 +126,6 @@ fn runnable(program: &str) -> bool {
 /// Runs `myelin-cni` as a runtime does, in the node's namespace; the parsed result on success.
 /// A pod whose manifest has `status.podIP` asks for that address (`IP=` in `CNI_ARGS`), so
 /// `ipBlock` rules mean in the kernel what they mean to `myelin policy matrix`.
-#[expect(
-    clippy::too_many_arguments,
-    reason = "the spec's environment, spelled out"
-)]
 fn cni(
     run: &RunDir,
     instance: &Instance,
