@@ -127,6 +127,9 @@ fn endpoint_lifecycle() {
                 addresses_total: 253,
                 addresses_free: 253,
                 endpoints: 0,
+                reconcilers: [],
+                identities: 0,
+                policies: 0,
             },
         )
     "#]]

@@ -57,7 +57,7 @@ metadata: {name: bad}
 spec:
   endpointSelector: {}
   ingress:
-  - toPorts: [{ports: [{port: eighty}]}]
+  - toPorts: [{ports: [{port: \"99999\"}]}]
 ";
 
 #[test]
@@ -71,7 +71,7 @@ fn apply_reports_each_object_like_kubectl_and_rejects_only_the_invalid_one() {
         pod/default/xwing created
         ciliumnetworkpolicy.cilium.io/default/rule1 created
         ciliumnetworkpolicy.cilium.io/default/bad invalid
-          default/bad: spec.ingress[0].toPorts[0].ports[0].port: "eighty" is neither a port number nor a port name
+          default/bad: spec.ingress[0].toPorts[0].ports[0].port: "99999" is neither a port number nor a port name
     "#]]
     .assert_eq(&lines(&applied));
     assert_eq!(objects.all().len(), 2);
