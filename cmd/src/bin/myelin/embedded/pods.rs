@@ -70,7 +70,11 @@ pub(crate) fn stop(run: &RunDir, instance: &mut Instance, key: &str) -> Result<(
 /// images that are not here: agnhost, httpbin), and the built-in server for the ports of the
 /// other containers.
 fn serve(run: &RunDir, netns: &str, key: &str, pod: &Pod) -> Result<Vec<u32>> {
-    let containers = pod.spec.as_ref().map(|s| s.containers.as_slice()).unwrap_or_default();
+    let containers = pod
+        .spec
+        .as_ref()
+        .map(|s| s.containers.as_slice())
+        .unwrap_or_default();
     let log = |what: &str| run.log(&format!("pod-{}-{what}", key.replace('/', "-")));
     let mut processes = Vec::new();
     let mut args: Vec<OsString> = vec!["serve".into(), "--pod".into(), key.into()];
@@ -118,9 +122,8 @@ fn runnable(program: &str) -> bool {
     if path.is_absolute() || program.contains('/') {
         return path.is_file();
     }
-    std::env::var_os("PATH").is_some_and(|paths| {
-        std::env::split_paths(&paths).any(|dir| dir.join(program).is_file())
-    })
+    std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
 }
 
 /// Runs `myelin-cni` as a runtime does, in the node's namespace; the parsed result on success.
