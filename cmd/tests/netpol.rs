@@ -3,65 +3,21 @@
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
-use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use schema::object::Object;
+
+#[path = "netpol/cases.rs"]
+mod cases;
+
+use cases::{CLUSTER, Case, cases};
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .expect("workspace root")
         .to_owned()
-}
-
-const CASES: &str = "cmd/tests/netpol";
-const CLUSTER: &str = "cmd/tests/netpol/cluster";
-
-/// One case directory and what its `case.txt` says.
-struct Case {
-    /// Relative to the workspace root, as passed to `--manifests`.
-    dir: String,
-    /// The upstream `ginkgo.It` name.
-    it: String,
-    probes: Vec<String>,
-    expected: String,
-}
-
-fn cases() -> Vec<Case> {
-    let mut dirs: Vec<_> = fs::read_dir(root().join(CASES))
-        .expect("read the cases directory")
-        .map(|e| e.expect("directory entry").path())
-        .filter(|p| p.is_dir() && !p.ends_with("cluster"))
-        .collect();
-    dirs.sort();
-    dirs.iter()
-        .map(|path| {
-            let name = path
-                .file_name()
-                .and_then(|n| n.to_str())
-                .expect("utf-8 case name");
-            let case_txt = fs::read_to_string(path.join("case.txt"))
-                .unwrap_or_else(|e| panic!("{name}/case.txt: {e}"));
-            let mut lines = case_txt.lines();
-            let it = lines.next().unwrap_or_default().to_owned();
-            let probes = lines
-                .find_map(|l| l.strip_prefix("probes: "))
-                .unwrap_or_else(|| panic!("{name}/case.txt has no `probes:` line"))
-                .split_whitespace()
-                .map(str::to_owned)
-                .collect();
-            let expected = fs::read_to_string(path.join("expected.txt"))
-                .unwrap_or_else(|e| panic!("{name}/expected.txt: {e}"));
-            Case {
-                dir: format!("{CASES}/{name}"),
-                it,
-                probes,
-                expected,
-            }
-        })
-        .collect()
 }
 
 /// `myelin policy matrix` over the cluster and one case; the exit code, stdout and stderr.
@@ -114,7 +70,7 @@ fn diff(expected: &str, actual: &str) -> String {
 
 #[test]
 fn every_upstream_case_gives_the_expected_matrix() {
-    let cases = cases();
+    let cases = cases(&root());
     let mut failures = String::new();
     let mut failed = 0;
     for case in &cases {
@@ -195,7 +151,7 @@ fn tables_from_json(json: &serde_json::Value) -> String {
 
 #[test]
 fn json_output_holds_the_same_matrix() {
-    let case = cases()
+    let case = cases(&root())
         .into_iter()
         .find(|c| c.dir.ends_with("/ingress-and-egress-together"))
         .expect("the ingress-and-egress-together case");
@@ -217,11 +173,11 @@ fn every_case_is_well_formed() {
     let cluster_pods: Vec<String> = pods(&[root().join(CLUSTER)]);
     assert_eq!(cluster_pods.len(), 9, "the x/y/z by a/b/c model");
     let header = format!("-\t{}", cluster_pods.join("\t"));
-    let cases = cases();
+    let cases = cases(&root());
     assert!(cases.len() >= 50, "only {} cases", cases.len());
     let mut its = BTreeSet::new();
     for case in &cases {
-        let dir = root().join(&case.dir);
+        let dir = case.path(&root());
         let errors = problems(&[root().join(CLUSTER), dir.clone()]);
         assert!(errors.is_empty(), "{}: {errors:?}", case.dir);
         assert!(

@@ -21,7 +21,7 @@ use bpf::{
     PolicyKey, PolicyValue, Program, TestRun, Verdict, identity,
 };
 use expect_test::expect;
-use fixture::{Fixture, drain, require_root};
+use fixture::{Fixture, drain};
 use packets::{ACK, SYN, icmp_echo, ipv6, tcp, udp};
 
 const POD_A: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
@@ -96,9 +96,6 @@ fn ingress(f: &mut Fixture, packet: &[u8]) -> u32 {
 
 #[test]
 fn allowed_by_exact_identity_and_port() {
-    if !require_root() {
-        return;
-    }
     let mut f = setup(enforce_both());
     allow(&f, Direction::Egress, ID_B, L4::port(L4::TCP, 80));
     assert_eq!(egress(&mut f, &tcp(POD_A, 40000, POD_B, 80, SYN)), OK);
@@ -119,9 +116,6 @@ fn allowed_by_exact_identity_and_port() {
 
 #[test]
 fn allowed_by_wildcard_identity() {
-    if !require_root() {
-        return;
-    }
     let mut f = setup(enforce_both());
     allow(
         &f,
@@ -136,9 +130,6 @@ fn allowed_by_wildcard_identity() {
 
 #[test]
 fn allowed_by_port_range() {
-    if !require_root() {
-        return;
-    }
     let mut f = setup(enforce_both());
     for l4 in L4::port_range(L4::UDP, 8080, 8090).unwrap() {
         allow(&f, Direction::Egress, ID_B, l4);
@@ -162,9 +153,6 @@ fn allowed_by_port_range() {
 
 #[tokio::test(flavor = "current_thread")]
 async fn l3_deny_beats_a_port_allow() {
-    if !require_root() {
-        return;
-    }
     let mut f = setup(enforce_both());
     allow(&f, Direction::Egress, identity::ANY, L4::port(L4::TCP, 80));
     put(&f, Direction::Egress, ID_B, L4::Any, PolicyValue::deny());
@@ -183,9 +171,6 @@ async fn l3_deny_beats_a_port_allow() {
 
 #[test]
 fn wildcard_port_deny_beats_an_l3_allow() {
-    if !require_root() {
-        return;
-    }
     let mut f = setup(enforce_both());
     allow(&f, Direction::Ingress, ID_B, L4::Any);
     put(
@@ -202,9 +187,6 @@ fn wildcard_port_deny_beats_an_l3_allow() {
 
 #[test]
 fn unknown_peer_is_world() {
-    if !require_root() {
-        return;
-    }
     let mut f = setup(enforce_both());
     allow(&f, Direction::Egress, identity::WORLD, L4::Any);
     assert_eq!(egress(&mut f, &tcp(POD_A, 40000, WORLD, 8443, SYN)), OK);
@@ -218,9 +200,6 @@ fn unknown_peer_is_world() {
 
 #[test]
 fn enforcement_off_passes_everything() {
-    if !require_root() {
-        return;
-    }
     let mut f = setup(EndpointFlags::ENFORCE_INGRESS);
     // No policy at all: egress is not enforced, ingress is.
     assert_eq!(egress(&mut f, &tcp(POD_A, 40000, POD_B, 80, SYN)), OK);
@@ -233,9 +212,6 @@ fn enforcement_off_passes_everything() {
 
 #[test]
 fn unknown_or_spoofed_endpoints_are_dropped_and_ipv6_passes() {
-    if !require_root() {
-        return;
-    }
     let mut f = setup(EndpointFlags::NONE);
     let stranger = Ipv4Addr::new(10, 0, 0, 99);
     assert_eq!(egress(&mut f, &tcp(stranger, 1, POD_B, 80, SYN)), SHOT);
@@ -252,9 +228,6 @@ fn unknown_or_spoofed_endpoints_are_dropped_and_ipv6_passes() {
 
 #[test]
 fn replies_of_allowed_connections_pass_but_new_reverse_connections_do_not() {
-    if !require_root() {
-        return;
-    }
     let mut f = setup(enforce_both());
     allow(&f, Direction::Egress, ID_B, L4::port(L4::TCP, 80));
     assert_eq!(egress(&mut f, &tcp(POD_A, 40000, POD_B, 80, SYN)), OK);
@@ -286,9 +259,6 @@ fn replies_of_allowed_connections_pass_but_new_reverse_connections_do_not() {
 
 #[test]
 fn icmp_echo_replies_pass() {
-    if !require_root() {
-        return;
-    }
     let mut f = setup(enforce_both());
     allow(&f, Direction::Egress, ID_B, L4::icmp_type(8));
     assert_eq!(egress(&mut f, &icmp_echo(POD_A, POD_B, 8, 77)), OK);
@@ -316,9 +286,6 @@ fn icmp_echo_replies_pass() {
 
 #[test]
 fn ingress_scope_replies_pass_egress() {
-    if !require_root() {
-        return;
-    }
     let mut f = setup(enforce_both());
     allow(&f, Direction::Ingress, ID_B, L4::Proto(L4::UDP));
     assert_eq!(ingress(&mut f, &udp(POD_B, 999, POD_A, 53)), OK);
@@ -329,9 +296,6 @@ fn ingress_scope_replies_pass_egress() {
 
 #[tokio::test(flavor = "current_thread")]
 async fn events_carry_reason_verdict_and_flow() {
-    if !require_root() {
-        return;
-    }
     let mut f = setup(enforce_both());
     let cookie = 0xc0ffee;
     put(
@@ -438,9 +402,6 @@ async fn events_carry_reason_verdict_and_flow() {
 
 #[tokio::test(flavor = "current_thread")]
 async fn redirect_and_match_types() {
-    if !require_root() {
-        return;
-    }
     let mut f = setup(enforce_both());
     put(
         &f,
@@ -521,9 +482,6 @@ async fn redirect_and_match_types() {
 
 #[test]
 fn map_handles_round_trip() {
-    if !require_root() {
-        return;
-    }
     let f = setup(enforce_both());
     let mut policy = f.dp.policy().unwrap();
     let keys = [
@@ -585,9 +543,6 @@ fn map_handles_round_trip() {
 
 #[test]
 fn reopening_pins_keeps_the_maps() {
-    if !require_root() {
-        return;
-    }
     let Fixture { dp, pins } = setup(enforce_both());
     let layout_dir = dp.pin_dir().to_path_buf();
     assert!(layout_dir.ends_with("v1"));
@@ -645,9 +600,6 @@ fn verdicts(events: &mut bpf::EventReader) -> Vec<String> {
 
 #[tokio::test(flavor = "current_thread")]
 async fn pod_peer_allowed_only_through_its_ipblock_identity() {
-    if !require_root() {
-        return;
-    }
     let mut f = setup(enforce_both());
     allow(&f, Direction::Egress, ID_BLOCK, L4::port(L4::TCP, 80));
     allow(&f, Direction::Ingress, ID_BLOCK, L4::Any);
@@ -683,9 +635,6 @@ async fn pod_peer_allowed_only_through_its_ipblock_identity() {
 
 #[tokio::test(flavor = "current_thread")]
 async fn a_deny_on_the_primary_identity_wins_over_an_ipblock_allow() {
-    if !require_root() {
-        return;
-    }
     let mut f = setup(enforce_both());
     ipblock_b(&f);
     allow(&f, Direction::Egress, ID_BLOCK, L4::Any);
@@ -741,9 +690,6 @@ async fn a_deny_on_the_primary_identity_wins_over_an_ipblock_allow() {
 
 #[tokio::test(flavor = "current_thread")]
 async fn no_ipblock_entry_changes_nothing() {
-    if !require_root() {
-        return;
-    }
     let mut f = setup(enforce_both());
     allow(&f, Direction::Egress, ID_BLOCK, L4::Any);
     put(
@@ -798,9 +744,6 @@ async fn no_ipblock_entry_changes_nothing() {
 
 #[test]
 fn redirect_without_a_proxy_port_allows_and_leaves_the_mark() {
-    if !require_root() {
-        return;
-    }
     let mut f = setup(enforce_both());
     put(
         &f,
@@ -820,9 +763,6 @@ fn redirect_without_a_proxy_port_allows_and_leaves_the_mark() {
 
 #[test]
 fn every_map_is_pinned() {
-    if !require_root() {
-        return;
-    }
     let f = Fixture::new();
     let mut pinned: Vec<String> = std::fs::read_dir(f.dp.pin_dir().join("maps"))
         .unwrap()

@@ -15,45 +15,13 @@ use schema::object::Object;
 
 use crate::embedded::{Embedded, describe};
 
-fn cases_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../cmd/tests/netpol")
-}
+#[path = "../../../cmd/tests/netpol/cases.rs"]
+mod cases;
 
-struct Case {
-    name: String,
-    dir: PathBuf,
-    probes: Vec<String>,
-    expected: String,
-}
+use cases::{CLUSTER, cases};
 
-fn cases() -> Vec<Case> {
-    let mut dirs: Vec<PathBuf> = fs::read_dir(cases_dir())
-        .expect("read cases")
-        .map(|e| e.expect("dir entry").path())
-        .filter(|p| p.is_dir() && !p.ends_with("cluster"))
-        .collect();
-    dirs.sort();
-    dirs.into_iter()
-        .map(|dir| {
-            let case = fs::read_to_string(dir.join("case.txt")).expect("case.txt");
-            let probes = case
-                .lines()
-                .find_map(|l| l.strip_prefix("probes: "))
-                .expect("probes line")
-                .split_whitespace()
-                .map(str::to_owned)
-                .collect();
-            Case {
-                name: dir
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default(),
-                expected: fs::read_to_string(dir.join("expected.txt")).expect("expected.txt"),
-                dir,
-                probes,
-            }
-        })
-        .collect()
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
 fn sctp_available() -> bool {
@@ -103,12 +71,14 @@ fn policies_only(dir: &Path, into: &Path) {
 
 #[test]
 fn probe_matrix_equals_policy_matrix_on_the_upstream_cases() {
-    let cluster = cases_dir().join("cluster");
+    let root = root();
+    let cluster = root.join(CLUSTER);
     let node = Embedded::up_with(&cluster, &["--pod-cidr", "10.42.0.0/16"]);
     let scratch = tempfile_path(&node);
     let mut failures = String::new();
     let mut compared = 0;
-    for case in cases() {
+    for case in cases(&root) {
+        let dir = case.path(&root);
         let probes: Vec<&String> = case
             .probes
             .iter()
@@ -117,12 +87,11 @@ fn probe_matrix_equals_policy_matrix_on_the_upstream_cases() {
         if probes.is_empty() {
             continue;
         }
-        let dir = case.dir.display().to_string();
-        let applied = node.myelin(&["apply", "-f", &dir]);
+        let applied = node.myelin(&["apply", "-f", &dir.display().to_string()]);
         assert!(
             applied.status.success(),
             "{}: {}",
-            case.name,
+            case.dir,
             describe(&applied)
         );
         let mut args = vec!["probe", "matrix", "--timeout", "300ms"];
@@ -139,12 +108,12 @@ fn probe_matrix_equals_policy_matrix_on_the_upstream_cases() {
         if without_diagonal(&measured) != without_diagonal(&expected) {
             let _ = writeln!(
                 failures,
-                "{}:\nexpected:\n{expected}\nmeasured:\n{measured}",
-                case.name
+                "{} ({}):\nexpected:\n{expected}\nmeasured:\n{measured}",
+                case.dir, case.it
             );
         }
         compared += 1;
-        policies_only(&case.dir, &scratch);
+        policies_only(&dir, &scratch);
         node.myelin_ok(&["delete", "-f", &scratch.display().to_string()]);
         node.myelin_ok(&["apply", "-f", &cluster.display().to_string()]);
     }

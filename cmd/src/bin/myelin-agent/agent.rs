@@ -97,7 +97,7 @@ impl Agent {
             Request::EndpointReady(ready) => self.ready(ready),
             Request::EndpointDelete(key) => self.delete(&key),
             Request::EndpointGet(key) => self.get(&key),
-            Request::Status => Ok(self.status()),
+            Request::Status => Ok(Response::Status(self.status())),
             other => Err(ApiError::new(
                 ErrorCode::Invalid,
                 format!("{other:?} is not an endpoint request"),
@@ -264,10 +264,11 @@ impl Agent {
         }
     }
 
-    fn status(&self) -> Response {
+    /// The address pool and endpoint count; the rest of the status is the node's.
+    pub(crate) fn status(&self) -> AgentStatus {
         let ipam = self.lock();
         let endpoints = self.db.read_txn().len(&self.endpoints);
-        Response::Status(AgentStatus {
+        AgentStatus {
             pod_cidr: ipam.cidr().to_string(),
             addresses_total: ipam.total(),
             addresses_free: ipam.free(),
@@ -275,7 +276,7 @@ impl Agent {
             reconcilers: Vec::new(),
             identities: 0,
             policies: 0,
-        })
+        }
     }
 }
 

@@ -37,9 +37,7 @@ impl Api {
     }
 
     fn status(&self) -> Response {
-        let Response::Status(mut status) = self.agent.handle(Request::Status) else {
-            return Response::Error(ApiError::new(ErrorCode::Internal, "no status"));
-        };
+        let mut status = self.agent.status();
         status.reconcilers = self.node.health();
         let (identities, policies) = self.node.counts();
         status.identities = identities;
@@ -54,9 +52,9 @@ impl Api {
             self.objects.apply(manifest)
         };
         match result {
-            Ok((applied, revision)) => {
+            Ok((applied, _revision)) => {
                 if manifest.wait {
-                    self.node.wait_enforced(revision).await;
+                    self.node.wait_enforced().await;
                 }
                 Response::Applied(applied)
             }
@@ -70,8 +68,7 @@ impl Api {
 
     fn bpf_policy(&self, endpoint: u16) -> Response {
         let txn = self.node.read_txn();
-        let known = txn_has_endpoint(&self.node, &txn, endpoint);
-        if !known {
+        if !self.node.tables.has_endpoint(&txn, endpoint) {
             return Response::Error(ApiError::new(
                 ErrorCode::NotFound,
                 format!("no endpoint {endpoint}"),
@@ -87,14 +84,4 @@ impl Api {
             )),
         }
     }
-}
-
-fn txn_has_endpoint(node: &Node, txn: &statedb::ReadTxn, endpoint: u16) -> bool {
-    use statedb::Txn as _;
-    txn.get(
-        &node.tables.endpoints,
-        &reconcilers::endpoints::ENDPOINT_ID,
-        &endpoint,
-    )
-    .is_some()
 }

@@ -5,6 +5,8 @@
 mod agent;
 mod api;
 mod ipam;
+#[path = "../../logging.rs"]
+mod logging;
 mod node;
 mod objects;
 mod server;
@@ -13,7 +15,6 @@ mod store;
 mod testdir;
 mod views;
 
-use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -22,7 +23,6 @@ use clap::Parser;
 use schema::cidr::Cidr;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::sync::CancellationToken;
-use tracing_subscriber::EnvFilter;
 
 use crate::agent::Agent;
 use crate::api::Api;
@@ -49,24 +49,12 @@ struct Args {
 
 fn main() -> Result<()> {
     let args = Args::parse();
-    install_subscriber();
+    logging::install("info");
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("start tokio")?;
     runtime.block_on(run(args))
-}
-
-/// Logs to stderr, filtered by `MYELIN_LOG`, else `RUST_LOG`, else `info`.
-fn install_subscriber() {
-    let directives = std::env::var("MYELIN_LOG")
-        .or_else(|_| std::env::var("RUST_LOG"))
-        .unwrap_or_else(|_| "info".to_owned());
-    tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::new(directives))
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
 }
 
 async fn run(args: Args) -> Result<()> {

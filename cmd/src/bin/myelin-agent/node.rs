@@ -14,7 +14,7 @@ use reconcilers::objects::StoredObject;
 use reconcilers::reconciler::Health;
 use reconcilers::targets::bpf::{DatapathReconcilers, DatapathTables, spawn_datapath_reconcilers};
 use schema::agent_api::ReconcilerHealth;
-use statedb::{Db, ReadTxn, Revision, Table, Txn};
+use statedb::{Db, ReadTxn, Table, Txn};
 use tokio_util::sync::CancellationToken;
 
 use crate::views::Tables;
@@ -99,11 +99,10 @@ impl Node {
         self.db.read_txn()
     }
 
-    /// Waits until the objects table's `revision` is derived and every map reflects it: the
-    /// change is enforced in the kernel.
-    pub(crate) async fn wait_enforced(&self, objects_revision: Revision) {
+    /// Waits until every input change committed so far is derived and every map reflects
+    /// it: the change is enforced in the kernel.
+    pub(crate) async fn wait_enforced(&self) {
         let txn = self.db.read_txn();
-        debug_assert!(txn.revision(&self.tables.objects) >= objects_revision);
         self.derivation.wait_derived(&txn).await;
         let txn = self.db.read_txn();
         let ipcache = txn.revision(&self.datapath_tables.ipcache);

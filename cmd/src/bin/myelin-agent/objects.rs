@@ -3,12 +3,12 @@
 //! restarted agent rebuilds the same table before its reconcilers prune anything.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use reconcilers::objects::{OBJECT_KEY, StoredObject, register_objects_table};
 use schema::agent_api::{Applied, Manifest, ObjectAction, ObjectResult};
 use schema::manifest;
-use statedb::{Db, Revision, Table, Txn};
+use statedb::{Db, Revision, Table, Txn, WriteTxn};
 
 use crate::store::{StoreError, replace_file};
 
@@ -89,23 +89,12 @@ impl Objects {
     /// Stores every valid object of the manifest in one transaction; invalid ones are
     /// reported and change nothing. Returns the table revision the change is at.
     pub(crate) fn apply(&self, manifest: &Manifest) -> Result<(Applied, Revision), ObjectsError> {
-        let _lock = self.lock.lock().unwrap_or_else(PoisonError::into_inner);
-        let mut txn = self.db.write_txn(&[&self.table]);
-        let mut results = Vec::new();
-        for parsed in manifest::parse_str(&manifest.source, &manifest.text) {
-            let object = match parsed {
-                Ok(object) => object,
-                Err(err) => {
-                    results.push(unreadable(&err));
-                    continue;
-                }
-            };
-            let stored = StoredObject::new(object);
+        self.change(manifest, |txn, table, stored| {
             let problems = schema::validate::object(&stored.object);
             let action = if !problems.is_empty() {
                 ObjectAction::Invalid
             } else {
-                match txn.get(&self.table, &OBJECT_KEY, &stored.key()) {
+                match txn.get(table, &OBJECT_KEY, &stored.key()) {
                     Some(old) if old.object.object == stored.object => ObjectAction::Unchanged,
                     Some(_) => ObjectAction::Configured,
                     None => ObjectAction::Created,
@@ -114,52 +103,68 @@ impl Objects {
             let mut result = result(&stored, action);
             result.errors = problems.iter().map(ToString::to_string).collect();
             if matches!(action, ObjectAction::Created | ObjectAction::Configured) {
-                txn.insert(&self.table, stored)?;
+                txn.insert(table, stored)?;
             }
-            results.push(result);
-        }
-        self.persist(&txn)?;
-        let revision = txn.commit().revision(&self.table);
-        Ok((Applied { results }, revision))
+            Ok(result)
+        })
     }
 
     /// Removes the objects the manifest names (valid or not, as `kubectl delete -f`).
     pub(crate) fn delete(&self, manifest: &Manifest) -> Result<(Applied, Revision), ObjectsError> {
-        let _lock = self.lock.lock().unwrap_or_else(PoisonError::into_inner);
-        let mut txn = self.db.write_txn(&[&self.table]);
-        let mut results = Vec::new();
-        for parsed in manifest::parse_str(&manifest.source, &manifest.text) {
-            let object = match parsed {
-                Ok(object) => object,
-                Err(err) => {
-                    results.push(unreadable(&err));
-                    continue;
-                }
-            };
-            let stored = StoredObject::new(object);
+        self.change(manifest, |txn, table, stored| {
             let existing = txn
-                .get(&self.table, &OBJECT_KEY, &stored.key())
-                .map(|entry| std::sync::Arc::clone(&entry.object));
+                .get(table, &OBJECT_KEY, &stored.key())
+                .map(|entry| Arc::clone(&entry.object));
             let action = match existing {
                 Some(old) => {
-                    txn.delete(&self.table, &old)?;
+                    txn.delete(table, &old)?;
                     ObjectAction::Deleted
                 }
                 None => ObjectAction::NotFound,
             };
-            results.push(result(&stored, action));
+            Ok(result(&stored, action))
+        })
+    }
+
+    /// Runs `each` on every object of the manifest in one transaction (a document that does
+    /// not parse is reported and skipped), persists the table if anything changed, commits.
+    fn change(
+        &self,
+        manifest: &Manifest,
+        mut each: impl FnMut(
+            &mut WriteTxn,
+            &Table<StoredObject>,
+            StoredObject,
+        ) -> Result<ObjectResult, statedb::Error>,
+    ) -> Result<(Applied, Revision), ObjectsError> {
+        let _lock = self.lock.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut txn = self.db.write_txn(&[&self.table]);
+        let mut results = Vec::new();
+        for parsed in manifest::parse_str(&manifest.source, &manifest.text) {
+            results.push(match parsed {
+                Ok(object) => each(&mut txn, &self.table, StoredObject::new(object))?,
+                Err(err) => unreadable(&err),
+            });
         }
-        self.persist(&txn)?;
+        let changed = results.iter().any(|r| {
+            matches!(
+                r.action,
+                ObjectAction::Created | ObjectAction::Configured | ObjectAction::Deleted
+            )
+        });
+        if changed {
+            self.persist(&txn)?;
+        }
         let revision = txn.commit().revision(&self.table);
         Ok((Applied { results }, revision))
     }
 
     /// Every stored object, in key order.
     #[cfg(test)]
-    pub(crate) fn all(&self) -> Vec<std::sync::Arc<StoredObject>> {
+    pub(crate) fn all(&self) -> Vec<Arc<StoredObject>> {
         let txn = self.db.read_txn();
         txn.all(&self.table)
-            .map(|entry| std::sync::Arc::clone(&entry.object))
+            .map(|entry| Arc::clone(&entry.object))
             .collect()
     }
 

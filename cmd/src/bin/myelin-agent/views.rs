@@ -3,12 +3,13 @@
 
 use std::sync::Arc;
 
+use bpf::maps::Direction as BpfDirection;
 use bpf::maps::policy::{L4, PolicyKey, PolicyValue, Verdict as BpfVerdict};
 use policy::rule::Direction;
 use reconcilers::datapath::{
     DATAPATH_ENDPOINT_ID, DatapathEndpoint, IDENTITY_ID, IdentityRow as IdentityEntry,
 };
-use reconcilers::endpoints::{Endpoint, EndpointState};
+use reconcilers::endpoints::{ENDPOINT_ID, Endpoint, EndpointState};
 use reconcilers::objects::StoredObject;
 use reconcilers::status::StatusKind;
 use schema::agent_api::{
@@ -111,7 +112,11 @@ impl Tables {
                     self.labels(txn, key.identity)
                 };
                 let row = BpfPolicyEntry {
-                    direction: capitalized(&key.direction.to_string()),
+                    direction: match key.direction {
+                        BpfDirection::Ingress => "Ingress",
+                        BpfDirection::Egress => "Egress",
+                    }
+                    .to_owned(),
                     identity: key.identity,
                     labels,
                     port_protocol: port_protocol(key.l4),
@@ -126,6 +131,10 @@ impl Tables {
             endpoint,
             entries: rows.into_iter().map(|(_, row)| row).collect(),
         }
+    }
+
+    pub(crate) fn has_endpoint(&self, txn: &ReadTxn, endpoint: u16) -> bool {
+        txn.get(&self.endpoints, &ENDPOINT_ID, &endpoint).is_some()
     }
 
     fn labels(&self, txn: &ReadTxn, identity: u32) -> Vec<String> {
@@ -170,12 +179,4 @@ fn port_protocol(l4: L4) -> String {
         L4::Proto(p) => proto(p),
         L4::Ports { proto: p, ports } => format!("{ports}/{}", proto(p)),
     }
-}
-
-fn capitalized(word: &str) -> String {
-    let mut chars = word.chars();
-    chars
-        .next()
-        .map(|first| first.to_uppercase().chain(chars).collect())
-        .unwrap_or_default()
 }

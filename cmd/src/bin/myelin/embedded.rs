@@ -60,7 +60,15 @@ pub(crate) fn up(run: &RunDir, args: &UpArgs) -> Result<()> {
             args.name
         );
     }
-    let objects = read_manifests(&manifest_paths(&args.dir)?)?;
+    let files = read_files(&manifest_paths(&args.dir)?)?;
+    let errors: Vec<String> = files
+        .iter()
+        .flat_map(|file| file.objects.iter().filter_map(|o| o.as_ref().err()))
+        .map(|err| reconcilers::error_chain(err))
+        .collect();
+    if !errors.is_empty() {
+        bail!("{}", errors.join("\n"));
+    }
     run.create()?;
     let node_netns = format!("{}-node", args.name);
     system::netns_add(&node_netns)?;
@@ -94,8 +102,7 @@ pub(crate) fn up(run: &RunDir, args: &UpArgs) -> Result<()> {
     run.save(&instance)?;
     let client = Client::new(&run.socket());
     wait_for_agent(&client, agent_pid, &run.log("agent"))?;
-    let applied = apply_objects(run, &mut instance, &client, &objects)?;
-    print_applied(&applied);
+    apply_files(run, Some(&mut instance), &client, &files, false)?;
     for (key, pod) in &instance.pods {
         println!("{key}\t{}\t{}", pod.ipv4, pod.netns);
     }
@@ -128,108 +135,105 @@ pub(crate) fn down(run: &RunDir) -> Result<()> {
 }
 
 /// `myelin apply -f` / `myelin delete -f` against the agent, then starting or stopping the pods
-/// that were created or deleted, when an embedded node is up.
+/// that were created or deleted, when an embedded node is up. False if any object was invalid.
 pub(crate) fn change(run: &RunDir, paths: &[PathBuf], delete: bool) -> Result<bool> {
     let client = Client::new(&run.socket());
-    let mut ok = true;
     let mut instance = run.load()?;
-    for path in manifest_files(paths)? {
-        let text =
-            std::fs::read_to_string(&path).with_context(|| format!("read {}", path.display()))?;
-        let source = path.display().to_string();
-        let objects = manifest::parse_str(&source, &text);
-        let request_manifest = Manifest {
-            source,
-            text,
+    apply_files(run, instance.as_mut(), &client, &read_files(paths)?, delete)
+}
+
+/// One manifest file: its text as sent to the agent, and its documents as parsed here, in the
+/// order the agent answers for them (one result per document).
+struct ManifestFile {
+    source: String,
+    text: String,
+    objects: Vec<Result<Object, manifest::ManifestError>>,
+}
+
+/// Sends every file to the agent (each answered once the change is enforced), prints what
+/// happened, then makes the node's pods follow. False if any object was invalid.
+fn apply_files(
+    run: &RunDir,
+    instance: Option<&mut Instance>,
+    client: &Client,
+    files: &[ManifestFile],
+    delete: bool,
+) -> Result<bool> {
+    let mut answers = Vec::new();
+    for file in files {
+        let manifest = Manifest {
+            source: file.source.clone(),
+            text: file.text.clone(),
             wait: true,
         };
-        let applied = if delete {
-            expect_applied(client.request(&Request::Delete(request_manifest))?)?
+        let response = client.request(&if delete {
+            Request::Delete(manifest)
         } else {
-            expect_applied(client.request(&Request::Apply(request_manifest))?)?
+            Request::Apply(manifest)
+        })?;
+        let Response::Applied(applied) = response else {
+            bail!("unexpected answer from the agent: {response:?}");
         };
         print_applied(&applied);
-        ok &= applied
-            .results
-            .iter()
-            .all(|r| r.action != ObjectAction::Invalid);
-        if let Some(instance) = instance.as_mut() {
-            let objects: Vec<Object> = objects.into_iter().filter_map(Result::ok).collect();
-            follow_pods(run, instance, &applied, &objects, delete)?;
+        answers.push(applied);
+    }
+    // Pods start once every file is in, so they start with their policies in place.
+    if let Some(instance) = instance {
+        for (file, applied) in files.iter().zip(&answers) {
+            follow_pods(run, instance, file, applied, delete)?;
         }
+        hosts::write_all(instance)?;
+        run.save(instance)?;
     }
-    Ok(ok)
+    Ok(answers
+        .iter()
+        .flat_map(|applied| &applied.results)
+        .all(|r| r.action != ObjectAction::Invalid))
 }
 
-fn apply_objects(
-    run: &RunDir,
-    instance: &mut Instance,
-    client: &Client,
-    objects: &[(String, Object)],
-) -> Result<Applied> {
-    let mut results = Vec::new();
-    let mut parsed = Vec::new();
-    for (source, object) in objects {
-        parsed.push(object.clone());
-        let manifest = Manifest {
-            source: source.clone(),
-            text: object.to_json(),
-            wait: true,
-        };
-        results.extend(expect_applied(client.request(&Request::Apply(manifest))?)?.results);
-    }
-    let applied = Applied { results };
-    follow_pods(run, instance, &applied, &parsed, false)?;
-    Ok(applied)
-}
-
-/// Starts pods that were created, stops pods that were deleted, refreshes every pod's hosts.
+/// Starts pods that were created, stops pods that were deleted, keeps labels and service
+/// selectors for the hosts files. The record is saved after each pod, so `down` finds every
+/// pod that was started even if a later one fails.
 fn follow_pods(
     run: &RunDir,
     instance: &mut Instance,
+    file: &ManifestFile,
     applied: &Applied,
-    objects: &[Object],
     delete: bool,
 ) -> Result<()> {
-    for object in objects {
+    for (object, result) in file.objects.iter().zip(&applied.results) {
+        let Ok(object) = object else {
+            continue;
+        };
         let key = format!(
             "{}/{}",
             object.namespace().unwrap_or(DEFAULT_NAMESPACE),
             object.name().unwrap_or_default()
         );
-        let result = applied.results.iter().find(|r| {
-            r.resource == object.kind().resource()
-                && r.name == object.name().unwrap_or_default()
-                && r.namespace.as_deref().unwrap_or(DEFAULT_NAMESPACE)
-                    == object.namespace().unwrap_or(DEFAULT_NAMESPACE)
-        });
-        let Some(action) = result.map(|r| r.action) else {
-            continue;
-        };
-        match object {
-            Object::Pod(_) if delete && action == ObjectAction::Deleted => {
+        match (object, result.action) {
+            (Object::Pod(_), ObjectAction::Deleted) => {
                 pods::stop(run, instance, &key)?;
+                run.save(instance)?;
             }
-            Object::Pod(pod) if !delete && action == ObjectAction::Created => {
+            (Object::Pod(pod), ObjectAction::Created) => {
                 pods::start(run, instance, &key, pod)?;
+                run.save(instance)?;
             }
-            Object::Pod(pod) if !delete && action == ObjectAction::Configured => {
+            (Object::Pod(pod), ObjectAction::Configured) => {
                 if let Some(record) = instance.pods.get_mut(&key) {
                     record.labels = labels(pod);
                 }
             }
-            Object::Service(_) if delete && action == ObjectAction::Deleted => {
+            (Object::Service(_), ObjectAction::Deleted) => {
                 instance.services.remove(&key);
             }
-            Object::Service(svc) if !delete && action != ObjectAction::Invalid => {
+            (Object::Service(svc), action) if !delete && action != ObjectAction::Invalid => {
                 instance.services.insert(key, selector(svc));
             }
             _ => {}
         }
-        run.save(instance)?;
     }
-    hosts::write_all(instance)?;
-    run.save(instance)
+    Ok(())
 }
 
 fn labels(pod: &Pod) -> BTreeMap<String, String> {
@@ -241,13 +245,6 @@ fn selector(svc: &Service) -> BTreeMap<String, String> {
         .as_ref()
         .and_then(|spec| spec.selector.clone())
         .unwrap_or_default()
-}
-
-fn expect_applied(response: Response) -> Result<Applied> {
-    match response {
-        Response::Applied(applied) => Ok(applied),
-        other => bail!("unexpected answer from the agent: {other:?}"),
-    }
 }
 
 /// kubectl's lines: `pod/xwing created`, then the problems of rejected objects.
@@ -328,32 +325,22 @@ fn manifest_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-/// Every object of the files, with its source; a document that does not parse fails `up`.
-fn read_manifests(paths: &[PathBuf]) -> Result<Vec<(String, Object)>> {
-    let mut objects = Vec::new();
-    let mut errors = Vec::new();
-    for path in manifest_files(paths)? {
-        let text =
-            std::fs::read_to_string(&path).with_context(|| format!("read {}", path.display()))?;
-        let source = path.display().to_string();
-        for result in manifest::parse_str(&source, &text) {
-            match result {
-                Ok(object) => objects.push((source.clone(), object)),
-                Err(err) => errors.push(reconcilers::error_chain(&err)),
-            }
-        }
-    }
-    if !errors.is_empty() {
-        bail!("{}", errors.join("\n"));
-    }
-    // Namespaces and services first, pods last: a pod starts with its policy in place.
-    objects.sort_by_key(|(_, object)| match object {
-        Object::Namespace(_) => 0,
-        Object::Service(_) => 1,
-        Object::Pod(_) => 3,
-        _ => 2,
-    });
-    Ok(objects)
+/// The manifest files below `paths`, read and parsed.
+fn read_files(paths: &[PathBuf]) -> Result<Vec<ManifestFile>> {
+    manifest_files(paths)?
+        .into_iter()
+        .map(|path| {
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("read {}", path.display()))?;
+            let source = path.display().to_string();
+            let objects = manifest::parse_str(&source, &text);
+            Ok(ManifestFile {
+                source,
+                text,
+                objects,
+            })
+        })
+        .collect()
 }
 
 /// A pod of the node that is up: `ns/pod` (or `pod`, in `default`).

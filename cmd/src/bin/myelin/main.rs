@@ -10,6 +10,8 @@ mod client;
 mod embedded;
 mod exec;
 mod inspect;
+#[path = "../../logging.rs"]
+mod logging;
 mod matrix;
 mod netns;
 mod policy;
@@ -17,12 +19,10 @@ mod probe;
 mod sctp;
 mod serve;
 
-use std::io::IsTerminal as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use tracing_subscriber::EnvFilter;
 
 use crate::client::Client;
 use crate::embedded::{RunDir, UpArgs};
@@ -116,10 +116,11 @@ enum BpfPolicyCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if !matches!(cli.command, Command::Serve(_)) {
-        // `serve` logs at info: its `serving` line tells its starter it is ready.
-        install_subscriber();
-    }
+    logging::install(if matches!(cli.command, Command::Serve(_)) {
+        "info"
+    } else {
+        "warn"
+    });
     let run = RunDir::new(cli.run_dir);
     let client = Client::new(&run.socket());
     let result = match cli.command {
@@ -156,15 +157,4 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-/// Warnings and errors to stderr; `MYELIN_LOG` sets the filter.
-fn install_subscriber() {
-    let directives = std::env::var("MYELIN_LOG").unwrap_or_else(|_| "warn".to_owned());
-    tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::new(directives))
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .without_time()
-        .init();
 }

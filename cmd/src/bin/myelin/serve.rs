@@ -3,7 +3,6 @@
 //! UDP port echoes datagrams. `myelin up` starts one per pod, inside the pod's namespace.
 
 use std::convert::Infallible;
-use std::io::IsTerminal;
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -22,7 +21,6 @@ use hyper_util::rt::TokioIo;
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::task::JoinSet;
-use tracing_subscriber::EnvFilter;
 
 use crate::netns;
 use crate::sctp::{self, SctpError};
@@ -56,7 +54,6 @@ fn pod_name(text: &str) -> Result<String, String> {
 }
 
 pub(crate) fn run(args: ServeArgs) -> ExitCode {
-    install_subscriber();
     match serve(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -64,18 +61,6 @@ pub(crate) fn run(args: ServeArgs) -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-/// Logs to stderr, filtered by `MYELIN_LOG`, else `RUST_LOG`, else `info`.
-fn install_subscriber() {
-    let directives = std::env::var("MYELIN_LOG")
-        .or_else(|_| std::env::var("RUST_LOG"))
-        .unwrap_or_else(|_| "info".to_owned());
-    tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::new(directives))
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
 }
 
 fn serve(args: ServeArgs) -> Result<()> {

@@ -4,7 +4,7 @@
 
 use std::ffi::OsString;
 use std::io::Write as _;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 use anyhow::{Context, Result, bail};
 use schema::embedded::{Instance, PodRecord};
@@ -149,10 +149,7 @@ fn cni(
         "type": "myelin-cni",
         "agentSocket": run.socket(),
     });
-    let mut child = Command::new("nsenter")
-        .arg(format!("--net=/run/netns/{}", instance.node_netns))
-        .arg("--")
-        .arg(&plugin)
+    let mut child = system::nsenter(&instance.node_netns, &plugin)
         .env("CNI_COMMAND", command)
         .env("CNI_CONTAINERID", netns)
         .env("CNI_NETNS", format!("/run/netns/{netns}"))

@@ -47,17 +47,26 @@ pub(crate) fn netns_delete(name: &str) {
     remove_tree(&Path::new("/etc/netns").join(name));
 }
 
-/// Runs a command inside a named namespace and waits for it.
-pub(crate) fn in_netns(netns: &str, argv: &[&str]) -> Result<()> {
-    run(Command::new("nsenter")
+/// `program` to be run in a named namespace. `nsenter` switches only the network namespace
+/// and then execs, so the child's pid is the program's and it shares the machine's mounts
+/// (bpffs pins included), unlike `ip netns exec`.
+pub(crate) fn nsenter(netns: &str, program: impl AsRef<std::ffi::OsStr>) -> Command {
+    let mut command = Command::new("nsenter");
+    command
         .arg(format!("--net=/run/netns/{netns}"))
         .arg("--")
-        .args(argv))
+        .arg(program);
+    command
+}
+
+/// Runs a command inside a named namespace and waits for it.
+pub(crate) fn in_netns(netns: &str, argv: &[&str]) -> Result<()> {
+    let (program, args) = argv.split_first().context("no command")?;
+    run(nsenter(netns, program).args(args))
 }
 
 /// Starts `program ARGS` in a named namespace, detached (own process group, output to `log`),
-/// and returns its pid. `nsenter` switches only the network namespace and then execs, so the
-/// pid is the program's and it shares the machine's mounts (bpffs pins included).
+/// and returns its pid.
 pub(crate) fn spawn_in_netns(
     netns: &str,
     program: &Path,
@@ -66,10 +75,7 @@ pub(crate) fn spawn_in_netns(
 ) -> Result<u32> {
     let out = File::create(log).with_context(|| format!("create {}", log.display()))?;
     let err = out.try_clone().context("log file")?;
-    let child = Command::new("nsenter")
-        .arg(format!("--net=/run/netns/{netns}"))
-        .arg("--")
-        .arg(program)
+    let child = nsenter(netns, program)
         .args(args)
         .stdin(Stdio::null())
         .stdout(out)
