@@ -18,6 +18,7 @@ use std::future::Future;
 use std::net::Ipv4Addr;
 
 use futures::FutureExt;
+use policy::identity::Identity;
 use statedb::{Changes, Db, Initializer, Revision, Table, Txn, Watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -69,6 +70,10 @@ pub struct DeriveConfig {
     /// The node's own addresses: `reserved:host` in the ipcache, so that the host's traffic
     /// to its pods is not taken for the world's.
     pub host_ipv4: Vec<Ipv4Addr>,
+    /// Pod addresses and the identities the datapath held for them before a restart (the
+    /// pinned ipcache): a pod at such an address gets its number back while the derivation
+    /// initializes, so the maps it rewrites in place never change a verdict.
+    pub restored: Vec<(Ipv4Addr, Identity)>,
 }
 
 impl Default for DeriveConfig {
@@ -77,6 +82,7 @@ impl Default for DeriveConfig {
             cluster: policy::identity::DEFAULT_CLUSTER.to_owned(),
             engine: policy::engine::Config::default(),
             host_ipv4: Vec::new(),
+            restored: Vec::new(),
         }
     }
 }
@@ -314,6 +320,7 @@ impl Deriver {
             written = writer.written;
             if let Some(init) = complete {
                 written.errors += complete_initializers(&mut wtxn, tables, init);
+                self.model.forget_restored();
             }
             wtxn.commit();
         }

@@ -83,6 +83,14 @@ pub struct Reconciler<T> {
     _object: PhantomData<fn() -> T>,
 }
 
+impl<T> std::fmt::Debug for Reconciler<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reconciler")
+            .field("name", &self.shared.name)
+            .finish_non_exhaustive()
+    }
+}
+
 impl<T> Clone for Reconciler<T> {
     fn clone(&self) -> Self {
         Reconciler {

@@ -39,6 +39,20 @@ impl Embedded {
         &self.name
     }
 
+    /// The record `myelin up` keeps of the node.
+    pub(crate) fn instance(&self) -> schema::embedded::Instance {
+        let text = std::fs::read_to_string(self.run_dir.join("embedded.json"))
+            .expect("read the node's record");
+        serde_json::from_str(&text).expect("the node's record parses")
+    }
+
+    /// A pod of the node: its namespace path and address.
+    pub(crate) fn pod(&self, key: &str) -> (PathBuf, std::net::Ipv4Addr) {
+        let instance = self.instance();
+        let pod = instance.pods.get(key).expect("the pod is on the node");
+        (Path::new("/run/netns").join(&pod.netns), pod.ipv4)
+    }
+
     pub(crate) fn myelin(&self, args: &[&str]) -> Output {
         Command::new(binary("myelin"))
             .args(args)
@@ -92,7 +106,7 @@ impl Drop for Embedded {
     }
 }
 
-fn examples() -> PathBuf {
+pub(crate) fn examples() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples")
 }
 

@@ -1,5 +1,6 @@
 //! The integration-test binary: tests that need root, network namespaces and the real kernel.
 
+mod agent_restart;
 mod bpf_reconciler;
 mod cni;
 mod datapath;

@@ -1,4 +1,4 @@
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use schema::labels::{Labels, Source};
 
@@ -18,6 +18,10 @@ pub struct Allocator {
     next_local: u32,
     free_cluster: Vec<u32>,
     free_local: Vec<u32>,
+    /// Numbers kept for label sets expected back (what the datapath held before an agent
+    /// restart): only [`Allocator::allocate_preferring`] hands them out, until
+    /// [`Allocator::release_held`].
+    held: BTreeSet<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -44,6 +48,35 @@ impl Allocator {
     }
 
     pub fn allocate(&mut self, labels: &Labels) -> Result<Allocation, AllocatorError> {
+        self.allocate_preferring(labels, None)
+    }
+
+    /// Keeps a cluster-local number for [`Allocator::allocate_preferring`]: plain allocations
+    /// skip it. Numbers in use, reserved or node-local ones are ignored.
+    pub fn hold(&mut self, identity: Identity) {
+        if (Identity::FIRST_CLUSTER_LOCAL..=Identity::LAST_CLUSTER_LOCAL).contains(&identity.0)
+            && !self.by_id.contains_key(&identity)
+        {
+            self.held.insert(identity.0);
+        }
+    }
+
+    /// Hands the held numbers nobody took back to the pool.
+    pub fn release_held(&mut self) {
+        for n in std::mem::take(&mut self.held) {
+            if !self.by_id.contains_key(&Identity(n)) {
+                self.free_cluster.push(n);
+            }
+        }
+    }
+
+    /// As [`Allocator::allocate`], but a new pod label set gets `preferred` if that number is
+    /// held and free, so a restarted agent gives label sets the numbers the kernel still has.
+    pub fn allocate_preferring(
+        &mut self,
+        labels: &Labels,
+        preferred: Option<Identity>,
+    ) -> Result<Allocation, AllocatorError> {
         if let Some((identity, users)) = self.by_labels.get_mut(labels) {
             *users += 1;
             return Ok(Allocation {
@@ -54,7 +87,10 @@ impl Allocator {
         let identity = match reserved_identity(labels) {
             Some(identity) => identity,
             None if is_local_scope(labels) => Identity(self.take_local()?),
-            None => Identity(self.take_cluster()?),
+            None => match preferred.filter(|p| self.held.remove(&p.0)) {
+                Some(preferred) => preferred,
+                None => Identity(self.take_cluster()?),
+            },
         };
         self.by_labels.insert(labels.clone(), (identity, 1));
         self.by_id.insert(identity, labels.clone());
@@ -111,12 +147,19 @@ impl Allocator {
     }
 
     fn take_cluster(&mut self) -> Result<u32, AllocatorError> {
-        take(
-            &mut self.free_cluster,
-            &mut self.next_cluster,
-            Identity::LAST_CLUSTER_LOCAL,
-            "cluster-local",
-        )
+        loop {
+            let n = take(
+                &mut self.free_cluster,
+                &mut self.next_cluster,
+                Identity::LAST_CLUSTER_LOCAL,
+                "cluster-local",
+            )?;
+            // A held number, or a held one handed out by preference: skipped here; the first
+            // comes back through `release_held`, the second through `release`.
+            if !self.held.contains(&n) && !self.by_id.contains_key(&Identity(n)) {
+                return Ok(n);
+            }
+        }
     }
 
     fn take_local(&mut self) -> Result<u32, AllocatorError> {

@@ -49,3 +49,34 @@ fn reserved_and_cidr_label_sets_get_their_ranges() {
     assert_eq!(cidr.identity, Identity(16_777_217));
     assert!(cidr.identity.is_local_scope());
 }
+
+#[test]
+fn held_numbers_go_only_to_the_label_sets_that_prefer_them() {
+    let labels = |app: &str| Labels::parse(&format!("k8s:app={app}")).expect("labels");
+    let mut alloc = Allocator::new();
+    alloc.hold(Identity(256));
+    alloc.hold(Identity(300));
+    alloc.hold(Identity::HOST);
+    // A plain allocation skips both held numbers; a preferred one is taken once.
+    let a = alloc.allocate(&labels("a")).expect("space").identity;
+    let b = alloc
+        .allocate_preferring(&labels("b"), Some(Identity(300)))
+        .expect("space")
+        .identity;
+    let c = alloc
+        .allocate_preferring(&labels("c"), Some(Identity(300)))
+        .expect("space")
+        .identity;
+    assert_eq!((a, b, c), (Identity(257), Identity(300), Identity(258)));
+    // Released held numbers come back lowest first, and the counter never hands out one in use.
+    alloc.release_held();
+    let next: Vec<u32> = ["d", "e"]
+        .iter()
+        .map(|app| alloc.allocate(&labels(app)).expect("space").identity.0)
+        .collect();
+    assert_eq!(next, [256, 259]);
+    for app in 0..41 {
+        let id = alloc.allocate(&labels(&format!("x{app}"))).expect("space");
+        assert_ne!(id.identity, Identity(300), "300 is in use");
+    }
+}

@@ -7,7 +7,7 @@
 
 use std::cell::Cell;
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 
 use policy::cluster::{
@@ -128,6 +128,8 @@ pub(super) struct Model {
     pending_endpoints: BTreeSet<String>,
     pending_policies: BTreeSet<ObjectKey>,
     pending_identities: BTreeSet<Identity>,
+    /// Identities the datapath held per pod address before a restart, until initialized.
+    restored: BTreeMap<Ipv4Addr, Identity>,
     /// Output rows marked by `apply_*` and `settle`, handed out by `take_dirty`.
     dirty: Dirty,
 }
@@ -148,10 +150,16 @@ impl Model {
             );
             dirty.ipcache.extend(key);
         }
+        let mut allocator = Allocator::new();
+        let restored: BTreeMap<Ipv4Addr, Identity> = config.restored.iter().copied().collect();
+        for identity in restored.values() {
+            allocator.hold(*identity);
+        }
         Model {
             cluster: config.cluster.clone(),
             engine,
-            allocator: Allocator::new(),
+            allocator,
+            restored,
             namespaces: BTreeMap::new(),
             pods: BTreeMap::new(),
             services: BTreeMap::new(),
@@ -379,7 +387,8 @@ impl Model {
         } else {
             // Allocate before releasing, so a relabelled pod never gets its old number back
             // for different labels.
-            let identity = match self.allocator.allocate(&labels) {
+            let preferred = self.restored_identity(key, ip.as_ref().ok().copied().flatten());
+            let identity = match self.allocator.allocate_preferring(&labels, preferred) {
                 Ok(allocation) => Some(allocation.identity),
                 Err(error) => {
                     tracing::warn!(pod = %format!("{}/{}", key.0, key.1), %error, "no identity for pod");
@@ -423,6 +432,31 @@ impl Model {
         self.dirty
             .ipcache
             .extend(self.claims.set(Claim::Pod(key.clone()), claim));
+    }
+
+    /// The identity the datapath held for the pod's address before a restart: its local
+    /// endpoint's address, else its `status.podIP`.
+    fn restored_identity(&self, pod: &PodKey, pod_ip: Option<IpAddr>) -> Option<Identity> {
+        if self.restored.is_empty() {
+            return None;
+        }
+        let endpoint_ip = self
+            .endpoints_by_pod
+            .get(pod)
+            .and_then(|ids| ids.iter().next())
+            .and_then(|id| self.endpoints.get(id))
+            .map(|view| view.endpoint.ipv4);
+        let ip = endpoint_ip.or(match pod_ip {
+            Some(IpAddr::V4(ip)) => Some(ip),
+            _ => None,
+        })?;
+        self.restored.get(&ip).copied()
+    }
+
+    /// Once initialized, numbers no pod came back for are free again.
+    pub(super) fn forget_restored(&mut self) {
+        self.restored.clear();
+        self.allocator.release_held();
     }
 
     fn release(&mut self, identity: Identity, pod: &PodKey) {

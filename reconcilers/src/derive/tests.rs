@@ -623,3 +623,56 @@ async fn the_task_initializes_its_outputs_once_its_inputs_are_and_follows_change
     cancel.cancel();
     task.await.expect("the task ends on cancel");
 }
+
+/// After a restart the pods get the numbers the pinned ipcache held for their addresses, in
+/// whatever order they are derived; a number nobody came back for is reused afterwards.
+#[test]
+fn restored_identities_come_back_for_the_same_addresses() {
+    let db = Db::new();
+    let tables = DeriveTables::register(&db).expect("tables register");
+    let config = DeriveConfig {
+        restored: vec![
+            // xwing and tiefighter had swapped numbers; 300 belonged to a pod that is gone.
+            (Ipv4Addr::new(10, 244, 1, 4), Identity(256)),
+            (Ipv4Addr::new(10, 244, 1, 3), Identity(257)),
+            (Ipv4Addr::new(10, 244, 1, 1), Identity(258)),
+            (Ipv4Addr::new(10, 244, 1, 2), Identity(258)),
+            (Ipv4Addr::new(10, 244, 1, 9), Identity(300)),
+        ],
+        ..DeriveConfig::default()
+    };
+    let mut f = Fixture {
+        deriver: Deriver::new(db.clone(), tables.clone(), &config).expect("starts"),
+        db,
+        tables,
+    };
+    f.apply(STARWARS_APP);
+    for (n, pod) in [
+        "deathstar-c74d84667-cx5kp",
+        "deathstar-c74d84667-t2lcz",
+        "tiefighter",
+        "xwing",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let n = u8::try_from(n + 1).expect("few pods");
+        f.upsert_endpoint(endpoint(n, Some(pod)));
+    }
+    f.round();
+    let ids: Vec<u32> = (1..=4).map(|id| f.identity_of_endpoint(id).0).collect();
+    assert_eq!(ids, [258, 258, 257, 256]);
+    f.apply(&pod_yaml("new", "{app: new}"));
+    f.round();
+    let txn = f.db.read_txn();
+    let numbers: Vec<u32> = txn
+        .all(&f.tables.identities)
+        .map(|entry| entry.object.identity.0)
+        .filter(|id| *id >= 256)
+        .collect();
+    assert_eq!(
+        numbers,
+        [256, 257, 258, 300],
+        "the held 300 went back to the pool"
+    );
+}

@@ -28,7 +28,7 @@ use statedb::{Db, Table};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-pub use endpoints::{EndpointOps, endpoint_info};
+pub use endpoints::{Before, EndpointOps, endpoint_info};
 pub use ipcache::{IpcacheOps, ipv4_prefix};
 pub use policy::{PolicyOps, policy_key, policy_value};
 
@@ -114,7 +114,8 @@ impl DatapathReconcilers {
 }
 
 /// Spawns the `bpf-ipcache`, `bpf-endpoints` and `bpf-policy` reconcilers on the current tokio
-/// runtime, all three driving `datapath`. Programs are attached to the endpoints' host veths
+/// runtime, all three driving `datapath`; an endpoint is written only after the ipcache and
+/// policy changes its round sees ([`EndpointOps::after`]). Programs are attached to the endpoints' host veths
 /// in the namespace at `host_netns`, the agent's own when `None`.
 pub fn spawn_datapath_reconcilers(
     db: &Db,
@@ -139,18 +140,22 @@ pub fn spawn_datapath_reconcilers(
         Config::new("bpf-ipcache"),
         shutdown.clone(),
     )?;
-    let (endpoints, endpoints_task) = Reconciler::spawn(
-        db.clone(),
-        tables.endpoints.clone(),
-        endpoint_ops,
-        Config::new("bpf-endpoints"),
-        shutdown.clone(),
-    )?;
     let (policy, policy_task) = Reconciler::spawn(
         db.clone(),
         tables.policy.clone(),
         policy_ops,
         Config::new("bpf-policy"),
+        shutdown.clone(),
+    )?;
+    let endpoint_ops = endpoint_ops.after(Before {
+        ipcache: (tables.ipcache.clone(), ipcache.clone()),
+        policy: (tables.policy.clone(), policy.clone()),
+    });
+    let (endpoints, endpoints_task) = Reconciler::spawn(
+        db.clone(),
+        tables.endpoints.clone(),
+        endpoint_ops,
+        Config::new("bpf-endpoints"),
         shutdown.clone(),
     )?;
     Ok(DatapathReconcilers {

@@ -15,6 +15,8 @@ mod store;
 mod testdir;
 mod views;
 
+use std::collections::BTreeSet;
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -65,11 +67,14 @@ async fn run(args: Args) -> Result<()> {
     let objects = Objects::open(&db, &args.state_dir)
         .with_context(|| format!("restore objects from {}", args.state_dir.display()))?;
     let shutdown = CancellationToken::new();
+    let host_ipv4 = host_addresses(&args.pod_cidr);
+    tracing::info!(addresses = ?host_ipv4, "the node's own addresses are reserved:host");
     let node = Node::start(
         &db,
         objects.table().clone(),
         agent.endpoints_table().clone(),
         &args.bpf_pin_dir,
+        host_ipv4,
         &shutdown,
     )?;
     let api = Api {
@@ -100,4 +105,24 @@ async fn run(args: Args) -> Result<()> {
     server.await.context("server task")?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The node's own IPv4 addresses, `reserved:host` to the datapath as in Cilium: the router
+/// address of the pod CIDR (its first host address, which `myelin up` puts on the node's
+/// loopback as Cilium does on `cilium_host`) and every address the agent's
+/// namespace has at start, loopback aside. Addresses added later are not followed.
+fn host_addresses(pod_cidr: &Cidr) -> Vec<Ipv4Addr> {
+    let mut out = BTreeSet::new();
+    if let IpAddr::V4(network) = pod_cidr.network().addr() {
+        out.insert(Ipv4Addr::from(u32::from(network).saturating_add(1)));
+    }
+    match nix::ifaddrs::getifaddrs() {
+        Ok(addresses) => out.extend(
+            addresses
+                .filter_map(|a| a.address?.as_sockaddr_in().map(|sin| sin.ip()))
+                .filter(|ip| !ip.is_loopback()),
+        ),
+        Err(error) => tracing::warn!(%error, "cannot list the node's addresses"),
+    }
+    out.into_iter().collect()
 }

@@ -2,11 +2,13 @@
 //! identities, ipcache, datapath endpoints and policy entries out) and the reconcilers that
 //! drain those tables into the pinned eBPF maps and attach the programs.
 
+use std::net::Ipv4Addr;
 use std::path::Path;
 use std::sync::{Mutex, PoisonError};
 
 use bpf::Datapath;
 use bpf::maps::policy::{Policy, PolicyKey, PolicyValue};
+use policy::identity::Identity;
 use reconcilers::datapath::register_identities_table;
 use reconcilers::derive::{Derivation, DeriveConfig, DeriveError, DeriveTables};
 use reconcilers::endpoints::Endpoint;
@@ -53,6 +55,7 @@ impl Node {
         objects: Table<StoredObject>,
         endpoints: Table<Endpoint>,
         pin_dir: &Path,
+        host_ipv4: Vec<Ipv4Addr>,
         shutdown: &CancellationToken,
     ) -> Result<Node, NodeError> {
         let identities = register_identities_table(db)?;
@@ -65,6 +68,19 @@ impl Node {
             pin_dir: pin_dir.to_owned(),
             source,
         })?;
+        let restored = restored_identities(&datapath).map_err(|source| NodeError::Datapath {
+            pin_dir: pin_dir.to_owned(),
+            source,
+        })?;
+        tracing::info!(
+            addresses = restored.len(),
+            "identities of the pinned ipcache kept for their pods"
+        );
+        let config = DeriveConfig {
+            host_ipv4,
+            restored,
+            ..DeriveConfig::default()
+        };
         let (derivation, _task) = Derivation::spawn(
             db.clone(),
             DeriveTables {
@@ -75,7 +91,7 @@ impl Node {
                 datapath_endpoints: datapath_tables.endpoints.clone(),
                 policy_entries: datapath_tables.policy.clone(),
             },
-            &DeriveConfig::default(),
+            &config,
             shutdown.clone(),
         )?;
         let reconcilers =
@@ -165,4 +181,21 @@ impl Node {
             .unwrap_or_else(PoisonError::into_inner)
             .iter()
     }
+}
+
+/// The pod identities a previous agent left in the pinned ipcache, per address: what the
+/// kernel enforces until the derivation has rewritten every entry, so the derivation keeps
+/// them (Cilium restores its identities the same way, from state that outlived the agent).
+fn restored_identities(datapath: &Datapath) -> Result<Vec<(Ipv4Addr, Identity)>, bpf::Error> {
+    Ok(datapath
+        .ipcache()?
+        .iter()?
+        .into_iter()
+        .filter(|(prefix, value)| {
+            prefix.prefix_len() == 32
+                && (Identity::FIRST_CLUSTER_LOCAL..=Identity::LAST_CLUSTER_LOCAL)
+                    .contains(&value.identity)
+        })
+        .map(|(prefix, value)| (prefix.addr(), Identity(value.identity)))
+        .collect())
 }

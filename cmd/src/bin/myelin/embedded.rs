@@ -9,11 +9,13 @@ mod rundir;
 mod system;
 
 use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use schema::agent_api::{Applied, Manifest, ObjectAction, Request, Response};
+use schema::cidr::Cidr;
 use schema::embedded::Instance;
 use schema::k8s_openapi::api::core::v1::{Pod, Service};
 use schema::manifest;
@@ -46,7 +48,10 @@ pub(crate) fn up(run: &RunDir, args: &UpArgs) -> Result<()> {
                 run.path().display()
             );
         }
-        tracing::warn!(name = %instance.name, "a previous node's agent is gone; cleaning up");
+        if Path::new("/run/netns").join(&instance.node_netns).exists() {
+            return restart(run, instance, &args.dir);
+        }
+        tracing::warn!(name = %instance.name, "a previous node is gone; cleaning up");
         down(run)?;
     }
     if !args
@@ -60,48 +65,30 @@ pub(crate) fn up(run: &RunDir, args: &UpArgs) -> Result<()> {
             args.name
         );
     }
-    let files = read_files(&manifest_paths(&args.dir)?)?;
-    let errors: Vec<String> = files
-        .iter()
-        .flat_map(|file| file.objects.iter().filter_map(|o| o.as_ref().err()))
-        .map(|err| reconcilers::error_chain(err))
-        .collect();
-    if !errors.is_empty() {
-        bail!("{}", errors.join("\n"));
-    }
+    let pod_cidr: Cidr = args
+        .pod_cidr
+        .parse()
+        .with_context(|| format!("--pod-cidr {:?}", args.pod_cidr))?;
+    let files = parse_all(&args.dir)?;
     run.create()?;
     let node_netns = format!("{}-node", args.name);
     system::netns_add(&node_netns)?;
     system::ip(&["-n", &node_netns, "link", "set", "lo", "up"])?;
     system::in_netns(&node_netns, &["sysctl", "-qw", "net.ipv4.ip_forward=1"])?;
-    let pin_dir = format!("/sys/fs/bpf/{}", args.name);
-    let agent_pid = system::spawn_in_netns(
-        &node_netns,
-        &system::sibling("myelin-agent")?,
-        &[
-            "--socket".into(),
-            run.socket().into_os_string(),
-            "--state-dir".into(),
-            run.state_dir().into_os_string(),
-            "--pod-cidr".into(),
-            args.pod_cidr.clone().into(),
-            "--bpf-pin-dir".into(),
-            pin_dir.clone().into(),
-        ],
-        &run.log("agent"),
-    )?;
+    add_host_address(&node_netns, &pod_cidr)?;
     let mut instance = Instance {
         name: args.name.clone(),
         pod_cidr: args.pod_cidr.clone(),
         node_netns,
-        agent_pid,
-        pin_dir,
+        agent_pid: 0,
+        pin_dir: format!("/sys/fs/bpf/{}", args.name),
         pods: BTreeMap::new(),
         services: BTreeMap::new(),
     };
+    instance.agent_pid = start_agent(run, &instance)?;
     run.save(&instance)?;
     let client = Client::new(&run.socket());
-    wait_for_agent(&client, agent_pid, &run.log("agent"))?;
+    wait_for_agent(&client, instance.agent_pid, &run.log("agent"))?;
     apply_files(run, Some(&mut instance), &client, &files, false)?;
     for (key, pod) in &instance.pods {
         println!("{key}\t{}\t{}", pod.ipv4, pod.netns);
@@ -112,6 +99,77 @@ pub(crate) fn up(run: &RunDir, args: &UpArgs) -> Result<()> {
         instance.pods.keys().next().map_or("NS/POD", String::as_str)
     );
     Ok(())
+}
+
+/// A node whose agent died (killed, crashed) while its namespaces lived on: what a DaemonSet
+/// does for Cilium's agent. Only the agent starts again, on the same state directory and pins;
+/// it restores its endpoints, objects and identities and prunes the maps rather than wiping
+/// them, so the pods and their open connections carry on. Then DIR is applied, as `apply -f`.
+fn restart(run: &RunDir, mut instance: Instance, dir: &Path) -> Result<()> {
+    let files = parse_all(dir)?;
+    println!(
+        "node {:?}: the agent is not running; restarting it (pods keep running)",
+        instance.name
+    );
+    instance.agent_pid = start_agent(run, &instance)?;
+    run.save(&instance)?;
+    let client = Client::new(&run.socket());
+    wait_for_agent(&client, instance.agent_pid, &run.log("agent"))?;
+    apply_files(run, Some(&mut instance), &client, &files, false)?;
+    println!("node {:?} is up again", instance.name);
+    Ok(())
+}
+
+/// The manifests of DIR, read and parsed; every invalid object is an error.
+fn parse_all(dir: &Path) -> Result<Vec<ManifestFile>> {
+    let files = read_files(&manifest_paths(dir)?)?;
+    let errors: Vec<String> = files
+        .iter()
+        .flat_map(|file| file.objects.iter().filter_map(|o| o.as_ref().err()))
+        .map(|err| reconcilers::error_chain(err))
+        .collect();
+    if !errors.is_empty() {
+        bail!("{}", errors.join("\n"));
+    }
+    Ok(files)
+}
+
+/// The node's own address, which Cilium puts on `cilium_host`: the first host address of the
+/// pod CIDR, here on the node's loopback (the kernel may have no dummy links), so the node
+/// reaches its pods from an address the agent knows as `reserved:host`.
+fn add_host_address(node_netns: &str, pod_cidr: &Cidr) -> Result<()> {
+    let IpAddr::V4(network) = pod_cidr.network().addr() else {
+        bail!("--pod-cidr {pod_cidr}: only ipv4 is supported");
+    };
+    let router = Ipv4Addr::from(u32::from(network).saturating_add(1));
+    system::ip(&[
+        "-n",
+        node_netns,
+        "addr",
+        "add",
+        &format!("{router}/32"),
+        "dev",
+        "lo",
+    ])
+}
+
+/// Starts `myelin-agent` in the node's namespace on the recorded state and pins; its pid.
+fn start_agent(run: &RunDir, instance: &Instance) -> Result<u32> {
+    system::spawn_in_netns(
+        &instance.node_netns,
+        &system::sibling("myelin-agent")?,
+        &[
+            "--socket".into(),
+            run.socket().into_os_string(),
+            "--state-dir".into(),
+            run.state_dir().into_os_string(),
+            "--pod-cidr".into(),
+            instance.pod_cidr.clone().into(),
+            "--bpf-pin-dir".into(),
+            instance.pin_dir.clone().into(),
+        ],
+        &run.log("agent"),
+    )
 }
 
 /// Stops and removes everything the recorded node made; what is already gone is skipped.

@@ -10,8 +10,9 @@ use policy::rule::Direction;
 use statedb::{ReadTxn, Revision, Table, Txn as _};
 
 use super::{DatapathError, lock};
-use crate::datapath::{DATAPATH_ENDPOINT_IPV4, DatapathEndpoint};
+use crate::datapath::{DATAPATH_ENDPOINT_IPV4, DatapathEndpoint, IpcacheEntry, PolicyEntry};
 use crate::operations::Operations;
+use crate::reconciler::Reconciler;
 
 /// The `endpoints` map value of a row.
 pub fn endpoint_info(endpoint: &DatapathEndpoint) -> EndpointInfo {
@@ -34,6 +35,12 @@ pub fn endpoint_info(endpoint: &DatapathEndpoint) -> EndpointInfo {
 /// Applies [`DatapathEndpoint`] rows: the map entry first, so that the programs find their
 /// endpoint from their first packet on, then the programs on the host veth.
 ///
+/// Like Cilium, which regenerates an endpoint's policy before it attaches its programs, a row
+/// is written only once the ipcache and policy reconcilers have applied every change the
+/// round's transaction sees: the derivation commits an endpoint with its policy entries, so
+/// an endpoint never enforces (a new one, or one whose enforcement just turned on) before its
+/// allow entries are in the kernel.
+///
 /// The map is keyed by address and the pins by interface name, the table by endpoint id: a
 /// row rewritten with another address or interface leaves the old entry or pins to prune.
 #[derive(Debug)]
@@ -44,6 +51,24 @@ pub struct EndpointOps {
     endpoints: Mutex<Endpoints>,
     /// Where the host veths are; the agent's own namespace when `None`.
     host_netns: Option<PathBuf>,
+    /// What an update waits for first.
+    before: Option<Before>,
+}
+
+/// The reconcilers whose maps an endpoint's verdicts depend on, with their tables.
+#[derive(Debug)]
+pub struct Before {
+    pub ipcache: (Table<IpcacheEntry>, Reconciler<IpcacheEntry>),
+    pub policy: (Table<PolicyEntry>, Reconciler<PolicyEntry>),
+}
+
+impl Before {
+    async fn wait(&self, txn: &ReadTxn) {
+        let (table, reconciler) = &self.ipcache;
+        reconciler.wait_reconciled(txn.revision(table)).await;
+        let (table, reconciler) = &self.policy;
+        reconciler.wait_reconciled(txn.revision(table)).await;
+    }
 }
 
 impl EndpointOps {
@@ -59,7 +84,17 @@ impl EndpointOps {
             datapath,
             endpoints,
             host_netns,
+            before: None,
         })
+    }
+
+    /// Makes every update wait for these reconcilers first.
+    #[must_use]
+    pub fn after(self, before: Before) -> EndpointOps {
+        EndpointOps {
+            before: Some(before),
+            ..self
+        }
     }
 
     fn interface<'a>(&'a self, ifname: &'a str) -> Interface<'a> {
@@ -117,10 +152,13 @@ impl Operations<DatapathEndpoint> for EndpointOps {
 
     async fn update(
         &self,
-        _: &ReadTxn,
+        txn: &ReadTxn,
         _: Revision,
         endpoint: &Arc<DatapathEndpoint>,
     ) -> Result<(), DatapathError> {
+        if let Some(before) = &self.before {
+            before.wait(txn).await;
+        }
         self.update_one(endpoint)
     }
 

@@ -65,15 +65,19 @@ pub(crate) fn in_netns(netns: &str, argv: &[&str]) -> Result<()> {
     run(nsenter(netns, program).args(args))
 }
 
-/// Starts `program ARGS` in a named namespace, detached (own process group, output to `log`),
-/// and returns its pid.
+/// Starts `program ARGS` in a named namespace, detached (own process group, output appended to
+/// `log`, so a restarted agent's log follows the one that died), and returns its pid.
 pub(crate) fn spawn_in_netns(
     netns: &str,
     program: &Path,
     args: &[OsString],
     log: &Path,
 ) -> Result<u32> {
-    let out = File::create(log).with_context(|| format!("create {}", log.display()))?;
+    let out = File::options()
+        .create(true)
+        .append(true)
+        .open(log)
+        .with_context(|| format!("open {}", log.display()))?;
     let err = out.try_clone().context("log file")?;
     let child = nsenter(netns, program)
         .args(args)
