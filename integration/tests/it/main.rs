@@ -9,4 +9,5 @@ mod netns;
 mod netpol_probe;
 mod route_reconciler;
 mod routes;
+mod tutorials;
 mod workload;

@@ -35,7 +35,7 @@ pub(crate) struct UpArgs {
     #[arg(long, default_value = "myelin")]
     name: String,
     /// Where pod addresses come from.
-    #[arg(long, default_value = "10.244.0.0/24")]
+    #[arg(long, default_value = "10.244.0.0/16")]
     pod_cidr: String,
 }
 
