@@ -812,3 +812,55 @@ fn a_restart_keeps_desired_entries_in_place_and_removes_the_one_gone() {
     drop(connection);
     rt.block_on(agent.stop());
 }
+
+/// As Cilium regenerates an endpoint's policy before it attaches: an endpoint committed with
+/// its policy entries enters the endpoints map (and gets its programs) only once all of them
+/// are in the kernel, however long they take, so its first packets meet its whole policy.
+#[test]
+fn an_endpoint_is_written_only_after_the_policy_entries_committed_with_it() {
+    const ENTRIES: u16 = 5_000;
+    let rt = runtime();
+    let _guard = rt.enter();
+    let cluster = Cluster::new();
+    let agent = Agent::start(&cluster, |_, _| {});
+    rt.block_on(agent.initial_full_pass());
+    let probe = Datapath::open(&cluster.pins.0).expect("open probe");
+    let endpoints = probe.endpoints().expect("endpoints");
+    let policy = probe.policy().expect("policy");
+    let done = Arc::new(AtomicBool::new(false));
+    let watcher = std::thread::spawn({
+        let done = Arc::clone(&done);
+        move || {
+            loop {
+                let finished = done.load(Ordering::SeqCst);
+                // The endpoint first, then the entries: entries only grow, so a short count
+                // means they were short when the endpoint was already there.
+                if endpoints.get(POD_A).expect("lookup").is_some() {
+                    return Some(
+                        policy
+                            .iter()
+                            .expect("iterate")
+                            .iter()
+                            .filter(|(key, _)| key.endpoint_id == u32::from(EP_A))
+                            .count(),
+                    );
+                }
+                if finished {
+                    return None;
+                }
+            }
+        }
+    });
+    rt.block_on(agent.write(|w, t| {
+        w.insert(&t.endpoints, endpoint(&cluster, EP_A))
+            .expect("insert endpoint row");
+        for port in 1..=ENTRIES {
+            w.insert(&t.policy, allow(EP_A, Direction::Ingress, ID_B, port))
+                .expect("insert policy row");
+        }
+    }));
+    done.store(true, Ordering::SeqCst);
+    let seen = watcher.join().expect("watcher");
+    assert_eq!(seen, Some(usize::from(ENTRIES)));
+    rt.block_on(agent.stop());
+}

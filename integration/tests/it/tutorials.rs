@@ -456,22 +456,48 @@ fn starwars_tutorial_steps_on_real_traffic() {
     assert_eq!(left.len(), 2, "{left:#?}");
 }
 
-/// Also the node itself: under default-deny ingress it still reaches its pods (Cilium's
-/// `allow-localhost`), since its own address is `reserved:host` rather than world.
+/// Also, under default-deny ingress in foo: the node itself still reaches its pods (Cilium's
+/// `allow-localhost`), since its own address is `reserved:host` rather than world; and httpbin's
+/// own connection out is answered (the reply passes its enforced ingress) while the same
+/// pair's connection the other way is dropped.
 #[test]
 fn sleep_httpbin_tutorial_steps_on_real_traffic() {
     let httpbin = Ipv4Addr::new(10, 244, 1, 10);
+    let coredns = Ipv4Addr::new(10, 244, 0, 2);
     let left = Tutorial::up("sleep-httpbin").run("sleep-httpbin", |applied| {
         if applied != ["examples/sleep-httpbin/policy-deny"] {
             return Vec::new();
         }
-        vec![Check {
-            line: "--from the node --to foo/httpbin --port 80/TCP => allowed".to_owned(),
-            from: From::Node,
-            to: httpbin,
-            port: "80/TCP".to_owned(),
-            allowed: true,
-        }]
+        let check = |line: &str, from: From, to, port: &str, allowed| Check {
+            line: line.to_owned(),
+            from,
+            to,
+            port: port.to_owned(),
+            allowed,
+        };
+        vec![
+            check(
+                "--from the node --to foo/httpbin --port 80/TCP => allowed",
+                From::Node,
+                httpbin,
+                "80/TCP",
+                true,
+            ),
+            check(
+                "--from foo/httpbin --to kube-system/coredns --port 53/TCP => allowed",
+                From::Pod("foo/httpbin".to_owned()),
+                coredns,
+                "53/TCP",
+                true,
+            ),
+            check(
+                "--from kube-system/coredns --to foo/httpbin --port 80/TCP => denied",
+                From::Pod("kube-system/coredns".to_owned()),
+                httpbin,
+                "80/TCP",
+                false,
+            ),
+        ]
     });
     assert_eq!(left, Vec::<String>::new());
 }
