@@ -163,12 +163,20 @@ fn keep_probing(
     (seen, connection)
 }
 
+#[expect(
+    clippy::disallowed_methods,
+    reason = "waiting on other processes; no runtime on these threads"
+)]
+fn pause(how_long: Duration) {
+    thread::sleep(how_long);
+}
+
 fn wait_rounds(rounds: &AtomicUsize, at_least: usize) {
     for _ in 0..200 {
         if rounds.load(Ordering::SeqCst) >= at_least {
             return;
         }
-        thread::sleep(Duration::from_millis(50));
+        pause(Duration::from_millis(50));
     }
     panic!("the probes made no progress");
 }
@@ -272,7 +280,7 @@ fn agent_restart_keeps_enforcement_connections_endpoints_and_identities() {
         assert!(said.contains("restarting"), "{said}");
         phase.store(2, Ordering::SeqCst);
         let pruned = (0..100).any(|_| {
-            thread::sleep(Duration::from_millis(100));
+            pause(Duration::from_millis(100));
             ipcache
                 .lookup(stale)
                 .expect("lookup")
