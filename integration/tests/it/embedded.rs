@@ -182,3 +182,30 @@ fn star_wars_tutorial() {
     assert!(!pin_dir.exists(), "{} is left", pin_dir.display());
     assert!(!node.run_dir.exists(), "{} is left", node.run_dir.display());
 }
+
+/// An `up` that fails half-way (here: an IPv6 pod CIDR, found out once the node namespace
+/// exists) removes what it made, so nothing is left for a `down` that has no record to read.
+#[test]
+fn a_failed_up_leaves_nothing_behind() {
+    let node = Embedded {
+        name: format!("myit{}xfail", std::process::id()),
+        run_dir: std::env::temp_dir().join(format!("myelin-it-{}-fail", std::process::id())),
+    };
+    let starwars = examples().join("starwars").display().to_string();
+    let out = node.myelin(&[
+        "up",
+        &starwars,
+        "--name",
+        &node.name,
+        "--pod-cidr",
+        "fd00::/64",
+    ]);
+    assert!(!out.status.success(), "{}", describe(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("only ipv4"),
+        "{}",
+        describe(&out)
+    );
+    assert_eq!(node.netns_left(), Vec::<String>::new());
+    assert!(!node.run_dir.exists(), "{} is left", node.run_dir.display());
+}

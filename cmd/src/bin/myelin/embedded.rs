@@ -73,20 +73,32 @@ pub(crate) fn up(run: &RunDir, args: &UpArgs) -> Result<()> {
     run.create()?;
     let node_netns = format!("{}-node", args.name);
     system::netns_add(&node_netns)?;
-    system::ip(&["-n", &node_netns, "link", "set", "lo", "up"])?;
-    system::in_netns(&node_netns, &["sysctl", "-qw", "net.ipv4.ip_forward=1"])?;
-    add_host_address(&node_netns, &pod_cidr)?;
-    let mut instance = Instance {
-        name: args.name.clone(),
-        pod_cidr: args.pod_cidr.clone(),
-        node_netns,
-        agent_pid: 0,
-        pin_dir: format!("/sys/fs/bpf/{}", args.name),
-        pods: BTreeMap::new(),
-        services: BTreeMap::new(),
+    let started = (|| -> Result<Instance> {
+        system::ip(&["-n", &node_netns, "link", "set", "lo", "up"])?;
+        system::in_netns(&node_netns, &["sysctl", "-qw", "net.ipv4.ip_forward=1"])?;
+        add_host_address(&node_netns, &pod_cidr)?;
+        let mut instance = Instance {
+            name: args.name.clone(),
+            pod_cidr: args.pod_cidr.clone(),
+            node_netns: node_netns.clone(),
+            agent_pid: 0,
+            pin_dir: format!("/sys/fs/bpf/{}", args.name),
+            pods: BTreeMap::new(),
+            services: BTreeMap::new(),
+        };
+        instance.agent_pid = start_agent(run, &instance)?;
+        run.save(&instance)?;
+        Ok(instance)
+    })();
+    // Until the record is saved, `down` could not find the namespace: remove it here.
+    let mut instance = match started {
+        Ok(instance) => instance,
+        Err(err) => {
+            system::netns_delete(&node_netns);
+            let _ = run.remove();
+            return Err(err);
+        }
     };
-    instance.agent_pid = start_agent(run, &instance)?;
-    run.save(&instance)?;
     let client = Client::new(&run.socket());
     wait_for_agent(&client, instance.agent_pid, &run.log("agent"))?;
     apply_files(run, Some(&mut instance), &client, &files, false)?;
