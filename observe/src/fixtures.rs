@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime};
 
 use bpf::events::{CAPTURE_LEN, CtState, DropReason, EventKind, Flow, MatchType, ObservationPoint};
 use bpf::{Direction, Event};
-use schema::flow::Workload;
+use schema::flow::{Policy, Workload};
 
 use crate::Decoder;
 use crate::enrich::{EndpointInfo, TableLookup};
@@ -31,18 +31,21 @@ pub const HTTPBIN: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 22);
 pub const COREDNS: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 53);
 pub const MEDIABOT: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 31);
 
+/// Address, endpoint id, namespace, pod, identity, labels, workload.
+type Pod<'a> = (
+    Ipv4Addr,
+    u32,
+    &'a str,
+    &'a str,
+    u32,
+    &'a [&'a str],
+    Option<(&'a str, &'a str)>,
+);
+
 /// The tutorials' pods on one node with their identities.
 pub fn lookup() -> TableLookup {
     let mut lookup = TableLookup::new();
-    let pods: [(
-        Ipv4Addr,
-        u32,
-        &str,
-        &str,
-        u32,
-        &[&str],
-        Option<(&str, &str)>,
-    ); 6] = [
+    let pods: [Pod<'_>; 6] = [
         (
             XWING,
             11,
@@ -120,6 +123,15 @@ pub fn lookup() -> TableLookup {
         labels.push(format!("k8s:io.kubernetes.pod.namespace={namespace}"));
         lookup.insert_identity(identity, labels);
     }
+    lookup.insert_policies(
+        7,
+        vec![Policy {
+            name: "allow-world".to_owned(),
+            namespace: "default".to_owned(),
+            kind: "CiliumNetworkPolicy".to_owned(),
+            ..Policy::default()
+        }],
+    );
     lookup
 }
 
