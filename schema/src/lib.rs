@@ -11,6 +11,8 @@
 //! - [`validate`]: semantic checks, every error as `ns/name: spec.path[0].field: problem`.
 //! - [`agent_api`]: requests and responses of the agent's unix socket (CNI plugin, CLI).
 //! - [`embedded`]: the record `myelin up` keeps of what it made, for later commands and `down`.
+//! - [`flow`], [`observer`], [`relay`]: Hubble's protobuf types and the Observer gRPC service
+//!   (prost and tonic, generated from `proto/`).
 //! - [`cidr`], [`port`], [`path`]: small value types the others share.
 //!
 //! This crate depends on no other Myelin crate and does no I/O beyond reading manifest files.
@@ -19,6 +21,7 @@ pub mod agent_api;
 pub mod cidr;
 pub mod cilium;
 pub mod embedded;
+mod hubble;
 pub mod labels;
 pub mod manifest;
 pub mod object;
@@ -28,6 +31,8 @@ pub mod selector;
 pub mod validate;
 
 mod serde_util;
+
+pub use hubble::{flow, observer, relay};
 
 /// The Kubernetes API types used here, re-exported so users name the same version.
 pub use k8s_openapi;

@@ -15,10 +15,22 @@ mod tests {
         ("policy", &["schema"]),
         ("bpf", &["schema"]),
         ("reconcilers", &["statedb", "schema", "policy", "bpf"]),
+        (
+            "observe",
+            &["statedb", "schema", "policy", "bpf", "reconcilers"],
+        ),
         ("cni", &["schema"]),
         (
             "cmd",
-            &["statedb", "schema", "policy", "bpf", "reconcilers", "cni"],
+            &[
+                "statedb",
+                "schema",
+                "policy",
+                "bpf",
+                "reconcilers",
+                "observe",
+                "cni",
+            ],
         ),
         (
             "integration",
@@ -28,6 +40,7 @@ mod tests {
                 "policy",
                 "bpf",
                 "reconcilers",
+                "observe",
                 "cni",
                 "cmd",
             ],

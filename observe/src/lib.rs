@@ -1,0 +1,28 @@
+//! Flows: the datapath's ring buffer events as Hubble's `flow.Flow`, enriched from the tables,
+//! kept in a bounded ring, selected with Hubble's filters and printed the way `hubble observe`
+//! prints them.
+//!
+//! - [`decode`]: a `bpf` event (drop, policy verdict, trace) into a `Flow` with Cilium's numbers.
+//! - [`enrich`]: endpoints, identities, labels and policies from a [`enrich::Lookup`], which
+//!   [`enrich::TableLookup`] builds from a statedb read transaction.
+//! - [`ring`]: the bounded flow ring; one writer that never waits, readers by position, lost
+//!   counts, async follow.
+//! - [`filter`]: `FlowFilter` whitelists and blacklists; [`query`] adds number/first/since/until.
+//! - [`print`]: compact, dict, table and JSON output.
+
+pub mod decode;
+pub mod enrich;
+pub mod filter;
+pub mod print;
+pub mod query;
+pub mod ring;
+
+mod identity;
+
+#[cfg(any(test, feature = "test-util"))]
+pub mod fixtures;
+
+pub use decode::Decoder;
+pub use enrich::{Lookup, TableLookup};
+pub use filter::{FilterError, FlowFilters};
+pub use ring::{Reader, Ring};
