@@ -23,6 +23,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::field::Empty;
 
+use crate::cause::{self, Cause, Causes};
 use crate::datapath::{
     DatapathEndpoint, IdentityRow, IpcacheEntry, PolicyEntry, register_datapath_endpoints_table,
     register_identities_table, register_ipcache_table, register_policy_entries_table,
@@ -69,6 +70,16 @@ pub struct DeriveConfig {
     /// The node's own addresses: `reserved:host` in the ipcache, so that the host's traffic
     /// to its pods is not taken for the world's.
     pub host_ipv4: Vec<Ipv4Addr>,
+    pub causes: DeriveCauses,
+}
+
+/// The causes the derivation takes (of `objects` revisions) and hands on (of the output
+/// tables' revisions it wrote because of them), see [`crate::cause`].
+#[derive(Clone, Debug, Default)]
+pub struct DeriveCauses {
+    pub objects: Causes,
+    pub ipcache: Causes,
+    pub policy_entries: Causes,
 }
 
 impl Default for DeriveConfig {
@@ -77,6 +88,7 @@ impl Default for DeriveConfig {
             cluster: policy::identity::DEFAULT_CLUSTER.to_owned(),
             engine: policy::engine::Config::default(),
             host_ipv4: Vec::new(),
+            causes: DeriveCauses::default(),
         }
     }
 }
@@ -181,6 +193,7 @@ struct Deriver {
     model: Model,
     written: EndpointIdentities,
     initializers: Option<Initializers>,
+    causes: DeriveCauses,
 }
 
 struct Round {
@@ -239,6 +252,7 @@ impl Deriver {
                 datapath_endpoints,
                 policy_entries,
             }),
+            causes: config.causes.clone(),
             db,
             tables,
         })
@@ -250,10 +264,15 @@ impl Deriver {
             objects: txn.revision(&self.tables.objects),
             endpoints: txn.revision(&self.tables.endpoints),
         };
+        let objects_from = self.objects.position();
+        let causes = self.causes.objects.take(objects_from, derived.objects);
         let span = tracing::info_span!(
+            parent: cause::parent(&causes),
             "derive",
             derivation = NAME,
+            rev.objects.from = objects_from,
             rev.objects = derived.objects,
+            rev.endpoints.from = self.endpoints.position(),
             rev.endpoints = derived.endpoints,
             identities.written = Empty,
             identities.deleted = Empty,
@@ -265,6 +284,7 @@ impl Deriver {
             policy_entries.deleted = Empty,
             errors = Empty,
         );
+        cause::link(&span, &causes);
         let _enter = span.enter();
         let (changes, objects_watch) = self.objects.next(&txn);
         for change in changes {
@@ -315,7 +335,21 @@ impl Deriver {
             if let Some(init) = complete {
                 written.errors += complete_initializers(&mut wtxn, tables, init);
             }
-            wtxn.commit();
+            let committed = wtxn.commit();
+            if let Some(since) = cause::since(&causes) {
+                let cause = Cause {
+                    span: span.clone(),
+                    since,
+                };
+                if written.ipcache.written + written.ipcache.deleted > 0 {
+                    let revision = committed.revision(&tables.ipcache);
+                    self.causes.ipcache.record(revision, cause.clone());
+                }
+                if written.policy_entries.written + written.policy_entries.deleted > 0 {
+                    let revision = committed.revision(&tables.policy_entries);
+                    self.causes.policy_entries.record(revision, cause);
+                }
+            }
         }
         span.record("identities.written", written.identities.written);
         span.record("identities.deleted", written.identities.deleted);

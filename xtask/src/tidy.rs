@@ -12,19 +12,29 @@ mod tests {
     const ALLOWED: &[(&str, &[&str])] = &[
         ("statedb", &[]),
         ("schema", &[]),
+        ("metrics", &[]),
         ("policy", &["schema"]),
         ("bpf", &["schema"]),
         ("reconcilers", &["statedb", "schema", "policy", "bpf"]),
         ("cni", &["schema"]),
         (
             "cmd",
-            &["statedb", "schema", "policy", "bpf", "reconcilers", "cni"],
+            &[
+                "statedb",
+                "schema",
+                "metrics",
+                "policy",
+                "bpf",
+                "reconcilers",
+                "cni",
+            ],
         ),
         (
             "integration",
             &[
                 "statedb",
                 "schema",
+                "metrics",
                 "policy",
                 "bpf",
                 "reconcilers",

@@ -7,8 +7,9 @@ use std::sync::{Mutex, PoisonError};
 
 use bpf::Datapath;
 use bpf::maps::policy::{Policy, PolicyKey, PolicyValue};
+use reconcilers::cause::Causes;
 use reconcilers::datapath::register_identities_table;
-use reconcilers::derive::{Derivation, DeriveConfig, DeriveError, DeriveTables};
+use reconcilers::derive::{Derivation, DeriveCauses, DeriveConfig, DeriveError, DeriveTables};
 use reconcilers::endpoints::Endpoint;
 use reconcilers::objects::StoredObject;
 use reconcilers::reconciler::Health;
@@ -18,6 +19,10 @@ use statedb::{Db, ReadTxn, Table, Txn};
 use tokio_util::sync::CancellationToken;
 
 use crate::views::Tables;
+
+mod metrics;
+
+pub(crate) use metrics::NodeMetrics;
 
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum NodeError {
@@ -51,6 +56,7 @@ impl Node {
     pub(crate) fn start(
         db: &Db,
         objects: Table<StoredObject>,
+        objects_causes: Causes,
         endpoints: Table<Endpoint>,
         pin_dir: &Path,
         shutdown: &CancellationToken,
@@ -75,7 +81,14 @@ impl Node {
                 datapath_endpoints: datapath_tables.endpoints.clone(),
                 policy_entries: datapath_tables.policy.clone(),
             },
-            &DeriveConfig::default(),
+            &DeriveConfig {
+                causes: DeriveCauses {
+                    objects: objects_causes,
+                    ipcache: datapath_tables.ipcache_causes.clone(),
+                    policy_entries: datapath_tables.policy_causes.clone(),
+                },
+                ..DeriveConfig::default()
+            },
             shutdown.clone(),
         )?;
         let reconcilers =
