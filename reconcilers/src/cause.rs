@@ -103,3 +103,9 @@ pub fn link(span: &tracing::Span, causes: &[Cause]) {
 pub fn since(causes: &[Cause]) -> Option<Instant> {
     causes.iter().map(|c| c.since).min()
 }
+
+/// A count or revision as a span field: exporters keep i64 fields as numbers, while tracing
+/// hands them u64 and usize as text.
+pub fn field<N: TryInto<i64>>(n: N) -> i64 {
+    n.try_into().unwrap_or(i64::MAX)
+}

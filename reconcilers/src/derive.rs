@@ -270,10 +270,10 @@ impl Deriver {
             parent: cause::parent(&causes),
             "derive",
             derivation = NAME,
-            rev.objects.from = objects_from,
-            rev.objects = derived.objects,
-            rev.endpoints.from = self.endpoints.position(),
-            rev.endpoints = derived.endpoints,
+            rev.objects.from = cause::field(objects_from),
+            rev.objects = cause::field(derived.objects),
+            rev.endpoints.from = cause::field(self.endpoints.position()),
+            rev.endpoints = cause::field(derived.endpoints),
             identities.written = Empty,
             identities.deleted = Empty,
             ipcache.written = Empty,
@@ -351,21 +351,33 @@ impl Deriver {
                 }
             }
         }
-        span.record("identities.written", written.identities.written);
-        span.record("identities.deleted", written.identities.deleted);
-        span.record("ipcache.written", written.ipcache.written);
-        span.record("ipcache.deleted", written.ipcache.deleted);
+        span.record(
+            "identities.written",
+            cause::field(written.identities.written),
+        );
+        span.record(
+            "identities.deleted",
+            cause::field(written.identities.deleted),
+        );
+        span.record("ipcache.written", cause::field(written.ipcache.written));
+        span.record("ipcache.deleted", cause::field(written.ipcache.deleted));
         span.record(
             "datapath_endpoints.written",
-            written.datapath_endpoints.written,
+            cause::field(written.datapath_endpoints.written),
         );
         span.record(
             "datapath_endpoints.deleted",
-            written.datapath_endpoints.deleted,
+            cause::field(written.datapath_endpoints.deleted),
         );
-        span.record("policy_entries.written", written.policy_entries.written);
-        span.record("policy_entries.deleted", written.policy_entries.deleted);
-        span.record("errors", written.errors);
+        span.record(
+            "policy_entries.written",
+            cause::field(written.policy_entries.written),
+        );
+        span.record(
+            "policy_entries.deleted",
+            cause::field(written.policy_entries.deleted),
+        );
+        span.record("errors", cause::field(written.errors));
         Round {
             derived,
             written,

@@ -215,8 +215,8 @@ fn round_span(
         "reconcile",
         reconciler = name,
         table,
-        rev.from = from,
-        rev.to = to,
+        rev.from = cause::field(from),
+        rev.to = cause::field(to),
         reason = reason.as_str(),
         deltas.insert = Empty,
         deltas.update = Empty,
@@ -341,11 +341,11 @@ async fn timed<R>(
 ) -> R {
     let started = Instant::now();
     let (stats, out) = round.await;
-    span.record("deltas.insert", stats.inserts);
-    span.record("deltas.update", stats.updates);
-    span.record("deltas.delete", stats.deletes);
-    span.record("prunes", stats.prunes);
-    span.record("errors", stats.errors);
+    span.record("deltas.insert", cause::field(stats.inserts));
+    span.record("deltas.update", cause::field(stats.updates));
+    span.record("deltas.delete", cause::field(stats.deletes));
+    span.record("prunes", cause::field(stats.prunes));
+    span.record("errors", cause::field(stats.errors));
     shared.counters.record(reason, &stats, started.elapsed());
     out
 }

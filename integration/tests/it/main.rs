@@ -8,4 +8,5 @@ mod netns;
 mod netpol_probe;
 mod route_reconciler;
 mod routes;
+mod telemetry;
 mod workload;

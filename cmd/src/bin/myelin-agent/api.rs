@@ -53,7 +53,7 @@ impl Api {
         };
         match result {
             Ok((applied, revision)) => {
-                tracing::Span::current().record("rev.objects", revision);
+                tracing::Span::current().record("rev.objects", reconcilers::cause::field(revision));
                 if manifest.wait {
                     self.node.wait_enforced().await;
                 }

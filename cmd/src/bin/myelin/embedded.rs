@@ -162,7 +162,12 @@ fn apply_files(
 ) -> Result<bool> {
     let mut answers = Vec::new();
     // One trace for the whole command, continued by the agent's derivation and reconcilers.
-    let span = tracing::info_span!("apply", otel.kind = "client", files = files.len(), delete);
+    let span = tracing::info_span!(
+        "apply",
+        otel.kind = "client",
+        files = reconcilers::cause::field(files.len()),
+        delete
+    );
     let _entered = span.enter();
     let traceparent = logging::traceparent(&span);
     for file in files {
