@@ -325,6 +325,49 @@ fn manifest(dir: &Path, pod: &str) -> std::path::PathBuf {
     path
 }
 
+/// `deploy/`'s scrape config is valid and its dashboard queries only families the agent
+/// serves (the flow pipeline's `hubble_*` ones aside).
+fn deploy_files_use_what_the_agent_serves(exposition: &str) {
+    let deploy = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy");
+    let check = Command::new("promtool")
+        .args(["check", "config"])
+        .arg(deploy.join("prometheus/prometheus.yml"))
+        .output()
+        .expect("run promtool (Debian package `prometheus`)");
+    assert!(check.status.success(), "promtool: {check:?}");
+    let text = std::fs::read_to_string(deploy.join("grafana/myelin-agent.json"))
+        .expect("read the dashboard");
+    let dashboard: Value = serde_json::from_str(&text).expect("dashboard is JSON");
+    let mut used = Vec::new();
+    for target in dashboard["panels"]
+        .as_array()
+        .expect("panels")
+        .iter()
+        .flat_map(|p| p["targets"].as_array().cloned().unwrap_or_default())
+    {
+        let expr = target["expr"].as_str().expect("expr");
+        for (at, _) in expr.match_indices("cilium_").chain(expr.match_indices("myelin_")) {
+            let name: String = expr[at..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            let family = ["_bucket", "_sum", "_count"]
+                .iter()
+                .find_map(|suffix| name.strip_suffix(suffix))
+                .unwrap_or(&name)
+                .to_owned();
+            used.push(family);
+        }
+    }
+    assert!(used.len() >= 12, "{used:?}");
+    for family in used {
+        assert!(
+            exposition.contains(&format!("# TYPE {family} ")),
+            "the dashboard queries {family}, which the agent does not serve"
+        );
+    }
+}
+
 #[test]
 fn prometheus_scrapes_the_agent_and_an_apply_is_traced_to_its_map_writes() {
     let mut node = Node::without_agent();
@@ -352,6 +395,7 @@ fn prometheus_scrapes_the_agent_and_an_apply_is_traced_to_its_map_writes() {
             .contains("content-type: text/plain; version=0.0.4"),
         "{head}"
     );
+    deploy_files_use_what_the_agent_serves(&body);
     for family in [
         "# TYPE cilium_endpoint_state gauge",
         "# TYPE cilium_policy_implementation_delay histogram",
