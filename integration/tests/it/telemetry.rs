@@ -346,7 +346,10 @@ fn deploy_files_use_what_the_agent_serves(exposition: &str) {
         .flat_map(|p| p["targets"].as_array().cloned().unwrap_or_default())
     {
         let expr = target["expr"].as_str().expect("expr");
-        for (at, _) in expr.match_indices("cilium_").chain(expr.match_indices("myelin_")) {
+        for (at, _) in expr
+            .match_indices("cilium_")
+            .chain(expr.match_indices("myelin_"))
+        {
             let name: String = expr[at..]
                 .chars()
                 .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')

@@ -646,8 +646,14 @@ async fn a_policy_change_hands_its_cause_to_the_policy_entries_it_writes() {
     let after = f.db.read_txn().revision(&f.tables.policy_entries);
     let handed = causes.policy_entries.take(before, after);
     assert_eq!(handed.len(), 1, "one derivation round, one cause");
-    assert_eq!(handed[0].since, since, "the time the change began, not the round's");
-    assert!(causes.objects.take(0, objects).is_empty(), "taken by the round");
+    assert_eq!(
+        handed[0].since, since,
+        "the time the change began, not the round's"
+    );
+    assert!(
+        causes.objects.take(0, objects).is_empty(),
+        "taken by the round"
+    );
 
     // A round with no cause (an endpoint's change) hands none on.
     f.upsert_endpoint(endpoint(5, Some("xwing")));
