@@ -4,6 +4,9 @@
 //! OTLP/gRPC, configured by the other standard `OTEL_*` variables (`OTEL_SERVICE_NAME`,
 //! `OTEL_RESOURCE_ATTRIBUTES`, `OTEL_EXPORTER_OTLP_TIMEOUT`, ...).
 
+#[cfg(test)]
+mod tests;
+
 use std::collections::HashMap;
 use std::io::IsTerminal as _;
 
