@@ -282,6 +282,8 @@ impl Deriver {
             datapath_endpoints.deleted = Empty,
             policy_entries.written = Empty,
             policy_entries.deleted = Empty,
+            rev.ipcache = Empty,
+            rev.policy_entries = Empty,
             errors = Empty,
         );
         cause::link(&span, &causes);
@@ -335,21 +337,30 @@ impl Deriver {
             if let Some(init) = complete {
                 written.errors += complete_initializers(&mut wtxn, tables, init);
             }
-            let committed = wtxn.commit();
-            if let Some(since) = cause::since(&causes) {
-                let cause = Cause {
-                    span: span.clone(),
-                    since,
-                };
-                if written.ipcache.written + written.ipcache.deleted > 0 {
-                    let revision = committed.revision(&tables.ipcache);
-                    self.causes.ipcache.record(revision, cause.clone());
+            // Causes go in before the commit, so no reader sees a change without its cause.
+            if written.ipcache.written + written.ipcache.deleted > 0 {
+                let revision = wtxn.revision(&tables.ipcache);
+                span.record("rev.ipcache", cause::field(revision));
+                if let Some(since) = cause::since(&causes) {
+                    let cause = Cause {
+                        span: span.clone(),
+                        since,
+                    };
+                    self.causes.ipcache.record(revision, cause);
                 }
-                if written.policy_entries.written + written.policy_entries.deleted > 0 {
-                    let revision = committed.revision(&tables.policy_entries);
+            }
+            if written.policy_entries.written + written.policy_entries.deleted > 0 {
+                let revision = wtxn.revision(&tables.policy_entries);
+                span.record("rev.policy_entries", cause::field(revision));
+                if let Some(since) = cause::since(&causes) {
+                    let cause = Cause {
+                        span: span.clone(),
+                        since,
+                    };
                     self.causes.policy_entries.record(revision, cause);
                 }
             }
+            wtxn.commit();
         }
         span.record(
             "identities.written",

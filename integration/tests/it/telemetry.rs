@@ -508,9 +508,15 @@ fn prometheus_scrapes_the_agent_and_an_apply_is_traced_to_its_map_writes() {
     assert_eq!(reconcile.str("reason"), Some("change"));
     assert!(reconcile.int("deltas.insert") > Some(0), "{reconcile:?}");
     assert_eq!(reconcile.int("errors"), Some(0));
+    let written = derive
+        .int("rev.policy_entries")
+        .expect("derive span: rev.policy_entries");
     let (rev_from, rev_to) = (
         reconcile.int("rev.from").expect("rev.from"),
         reconcile.int("rev.to").expect("rev.to"),
     );
-    assert!(rev_from < rev_to, "{reconcile:?}");
+    assert!(
+        rev_from < written && written <= rev_to,
+        "the reconcile round covers policy-entries revision {written}: ({rev_from}, {rev_to}]"
+    );
 }
