@@ -84,7 +84,8 @@ async fn run(args: Args) -> Result<()> {
         node,
     };
     let api = Arc::new(api);
-    // Flow counters (`hubble_*`) are to register here too, when the flow pipeline starts.
+    // The flow pipeline's hook: it gets `&registry` at startup and takes its counters with
+    // `registry.counter_vec("hubble_drop_total", .., &["reason", "protocol"])` and the like.
     let registry = Arc::new(metrics::Registry::new());
     registry.register(Arc::new(NodeMetrics(Arc::clone(&api))));
     let metrics = match args.prometheus_serve_addr {
