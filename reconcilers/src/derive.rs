@@ -24,6 +24,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::field::Empty;
 
+use crate::cause::{self, Cause, Causes};
 use crate::datapath::{
     DatapathEndpoint, IdentityRow, IpcacheEntry, PolicyEntry, register_datapath_endpoints_table,
     register_identities_table, register_ipcache_table, register_policy_entries_table,
@@ -74,6 +75,16 @@ pub struct DeriveConfig {
     /// pinned ipcache): a pod at such an address gets its number back while the derivation
     /// initializes, so the maps it rewrites in place never change a verdict.
     pub restored: Vec<(Ipv4Addr, Identity)>,
+    pub causes: DeriveCauses,
+}
+
+/// The causes the derivation takes (of `objects` revisions) and hands on (of the output
+/// tables' revisions it wrote because of them), see [`crate::cause`].
+#[derive(Clone, Debug, Default)]
+pub struct DeriveCauses {
+    pub objects: Causes,
+    pub ipcache: Causes,
+    pub policy_entries: Causes,
 }
 
 impl Default for DeriveConfig {
@@ -83,6 +94,7 @@ impl Default for DeriveConfig {
             engine: policy::engine::Config::default(),
             host_ipv4: Vec::new(),
             restored: Vec::new(),
+            causes: DeriveCauses::default(),
         }
     }
 }
@@ -187,6 +199,7 @@ struct Deriver {
     model: Model,
     written: EndpointIdentities,
     initializers: Option<Initializers>,
+    causes: DeriveCauses,
 }
 
 struct Round {
@@ -245,6 +258,7 @@ impl Deriver {
                 datapath_endpoints,
                 policy_entries,
             }),
+            causes: config.causes.clone(),
             db,
             tables,
         })
@@ -256,11 +270,16 @@ impl Deriver {
             objects: txn.revision(&self.tables.objects),
             endpoints: txn.revision(&self.tables.endpoints),
         };
+        let objects_from = self.objects.position();
+        let causes = self.causes.objects.take(objects_from, derived.objects);
         let span = tracing::info_span!(
+            parent: cause::parent(&causes),
             "derive",
             derivation = NAME,
-            rev.objects = derived.objects,
-            rev.endpoints = derived.endpoints,
+            rev.objects.from = cause::field(objects_from),
+            rev.objects = cause::field(derived.objects),
+            rev.endpoints.from = cause::field(self.endpoints.position()),
+            rev.endpoints = cause::field(derived.endpoints),
             identities.written = Empty,
             identities.deleted = Empty,
             ipcache.written = Empty,
@@ -269,8 +288,11 @@ impl Deriver {
             datapath_endpoints.deleted = Empty,
             policy_entries.written = Empty,
             policy_entries.deleted = Empty,
+            rev.ipcache = Empty,
+            rev.policy_entries = Empty,
             errors = Empty,
         );
+        cause::link(&span, &causes);
         let _enter = span.enter();
         let (changes, objects_watch) = self.objects.next(&txn);
         for change in changes {
@@ -322,23 +344,58 @@ impl Deriver {
                 written.errors += complete_initializers(&mut wtxn, tables, init);
                 self.model.forget_restored();
             }
+            // Causes go in before the commit, so no reader sees a change without its cause.
+            if written.ipcache.written + written.ipcache.deleted > 0 {
+                let revision = wtxn.revision(&tables.ipcache);
+                span.record("rev.ipcache", cause::field(revision));
+                if let Some(since) = cause::since(&causes) {
+                    let cause = Cause {
+                        span: span.clone(),
+                        since,
+                    };
+                    self.causes.ipcache.record(revision, cause);
+                }
+            }
+            if written.policy_entries.written + written.policy_entries.deleted > 0 {
+                let revision = wtxn.revision(&tables.policy_entries);
+                span.record("rev.policy_entries", cause::field(revision));
+                if let Some(since) = cause::since(&causes) {
+                    let cause = Cause {
+                        span: span.clone(),
+                        since,
+                    };
+                    self.causes.policy_entries.record(revision, cause);
+                }
+            }
             wtxn.commit();
         }
-        span.record("identities.written", written.identities.written);
-        span.record("identities.deleted", written.identities.deleted);
-        span.record("ipcache.written", written.ipcache.written);
-        span.record("ipcache.deleted", written.ipcache.deleted);
+        span.record(
+            "identities.written",
+            cause::field(written.identities.written),
+        );
+        span.record(
+            "identities.deleted",
+            cause::field(written.identities.deleted),
+        );
+        span.record("ipcache.written", cause::field(written.ipcache.written));
+        span.record("ipcache.deleted", cause::field(written.ipcache.deleted));
         span.record(
             "datapath_endpoints.written",
-            written.datapath_endpoints.written,
+            cause::field(written.datapath_endpoints.written),
         );
         span.record(
             "datapath_endpoints.deleted",
-            written.datapath_endpoints.deleted,
+            cause::field(written.datapath_endpoints.deleted),
         );
-        span.record("policy_entries.written", written.policy_entries.written);
-        span.record("policy_entries.deleted", written.policy_entries.deleted);
-        span.record("errors", written.errors);
+        span.record(
+            "policy_entries.written",
+            cause::field(written.policy_entries.written),
+        );
+        span.record(
+            "policy_entries.deleted",
+            cause::field(written.policy_entries.deleted),
+        );
+        span.record("errors", cause::field(written.errors));
         Round {
             derived,
             written,

@@ -2,6 +2,7 @@
 //! table and makes a target (routing table, BPF maps, ...) match it, writing a status back per
 //! object.
 
+pub mod cause;
 pub mod datapath;
 pub mod derive;
 pub mod endpoints;
@@ -12,7 +13,7 @@ pub mod routes;
 pub mod status;
 pub mod targets;
 
-pub use derive::{Derivation, DeriveConfig, DeriveTables};
+pub use derive::{Derivation, DeriveCauses, DeriveConfig, DeriveTables};
 pub use operations::Operations;
 pub use reconciler::{Config, ConfigError, Health, Metrics, Reason, Reconciler};
 pub use status::{Reconcilable, Status, StatusKind, error_chain};

@@ -20,9 +20,10 @@ use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, field::Empty};
 
 use metrics::{Counters, RoundStats};
-pub use metrics::{Metrics, ROUND_BUCKETS, Reason};
+pub use metrics::{DELAY_BUCKETS, Metrics, ROUND_BUCKETS, Reason};
 use retries::Retries;
 
+use crate::cause::{self, Causes};
 use crate::operations::Operations;
 use crate::status::{Reconcilable, Status, StatusKind, error_chain};
 
@@ -37,6 +38,9 @@ pub struct Config {
     pub retry_max: Duration,
     /// Objects per batch call and per status-writing transaction.
     pub batch_size: usize,
+    /// Why the table's revisions were written: a change round is a child of the first cause's
+    /// span and links the rest, and records the delay since each began.
+    pub causes: Causes,
 }
 
 impl Config {
@@ -47,6 +51,7 @@ impl Config {
             retry_min: Duration::from_millis(100),
             retry_max: Duration::from_secs(60),
             batch_size: 1000,
+            causes: Causes::default(),
         }
     }
 }
@@ -211,13 +216,15 @@ fn round_span(
     reason: Reason,
     from: Revision,
     to: Revision,
+    parent: Option<tracing::Id>,
 ) -> tracing::Span {
     tracing::info_span!(
+        parent: parent,
         "reconcile",
         reconciler = name,
         table,
-        rev.from = from,
-        rev.to = to,
+        rev.from = cause::field(from),
+        rev.to = cause::field(to),
         reason = reason.as_str(),
         deltas.insert = Empty,
         deltas.update = Empty,
@@ -236,13 +243,17 @@ impl<T: Reconcilable, O: Operations<T>> Runner<T, O> {
             let (changes, watch) = self.changes.next(&txn);
             let batch: Vec<statedb::Change<T>> = changes.collect();
             if !batch.is_empty() {
+                let to = txn.revision(&self.table);
+                let causes = self.config.causes.take(from, to);
                 let span = round_span(
                     self.config.name,
                     self.table.name(),
                     Reason::Change,
                     from,
-                    txn.revision(&self.table),
+                    to,
+                    cause::parent(&causes),
                 );
+                cause::link(&span, &causes);
                 timed(
                     &Arc::clone(&self.shared),
                     Reason::Change,
@@ -251,6 +262,10 @@ impl<T: Reconcilable, O: Operations<T>> Runner<T, O> {
                 )
                 .instrument(span)
                 .await;
+                let now = Instant::now();
+                for c in &causes {
+                    self.shared.counters.record_delay(now - c.since);
+                }
             }
             // Health first, so whoever waits on the revision sees the health that goes with it.
             self.publish_health();
@@ -264,6 +279,7 @@ impl<T: Reconcilable, O: Operations<T>> Runner<T, O> {
                     Reason::Retry,
                     from,
                     txn.revision(&self.table),
+                    None,
                 );
                 timed(
                     &Arc::clone(&self.shared),
@@ -278,7 +294,14 @@ impl<T: Reconcilable, O: Operations<T>> Runner<T, O> {
             let (initialized, init_watch) = txn.initialized_watch(&self.table);
             if initialized && full_due <= Instant::now() {
                 let rev = txn.revision(&self.table);
-                let span = round_span(self.config.name, self.table.name(), Reason::Prune, rev, rev);
+                let span = round_span(
+                    self.config.name,
+                    self.table.name(),
+                    Reason::Prune,
+                    rev,
+                    rev,
+                    None,
+                );
                 let ok = timed(
                     &Arc::clone(&self.shared),
                     Reason::Prune,
@@ -326,11 +349,11 @@ async fn timed<R>(
 ) -> R {
     let started = Instant::now();
     let (stats, out) = round.await;
-    span.record("deltas.insert", stats.inserts);
-    span.record("deltas.update", stats.updates);
-    span.record("deltas.delete", stats.deletes);
-    span.record("prunes", stats.prunes);
-    span.record("errors", stats.errors);
+    span.record("deltas.insert", cause::field(stats.inserts));
+    span.record("deltas.update", cause::field(stats.updates));
+    span.record("deltas.delete", cause::field(stats.deletes));
+    span.record("prunes", cause::field(stats.prunes));
+    span.record("errors", cause::field(stats.errors));
     shared.counters.record(reason, &stats, started.elapsed());
     out
 }

@@ -12,12 +12,20 @@ mod tests {
     const ALLOWED: &[(&str, &[&str])] = &[
         ("statedb", &[]),
         ("schema", &[]),
+        ("metrics", &[]),
         ("policy", &["schema"]),
         ("bpf", &["schema"]),
         ("reconcilers", &["statedb", "schema", "policy", "bpf"]),
         (
             "observe",
-            &["statedb", "schema", "policy", "bpf", "reconcilers"],
+            &[
+                "statedb",
+                "schema",
+                "metrics",
+                "policy",
+                "bpf",
+                "reconcilers",
+            ],
         ),
         ("cni", &["schema"]),
         (
@@ -25,6 +33,7 @@ mod tests {
             &[
                 "statedb",
                 "schema",
+                "metrics",
                 "policy",
                 "bpf",
                 "reconcilers",
@@ -37,6 +46,7 @@ mod tests {
             &[
                 "statedb",
                 "schema",
+                "metrics",
                 "policy",
                 "bpf",
                 "reconcilers",

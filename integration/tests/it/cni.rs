@@ -44,7 +44,7 @@ pub(crate) fn binary(name: &str) -> PathBuf {
     clippy::disallowed_methods,
     reason = "waiting on other processes; no runtime on these threads"
 )]
-fn pause() {
+pub(crate) fn pause() {
     std::thread::sleep(Duration::from_millis(20));
 }
 
@@ -70,7 +70,7 @@ impl Drop for TestDir {
 
 /// What one plugin run printed.
 #[derive(Debug)]
-struct Outcome {
+pub(crate) struct Outcome {
     success: bool,
     stdout: String,
     stderr: String,
@@ -93,7 +93,7 @@ impl Outcome {
         )
     }
 
-    fn ok(&self) -> &Self {
+    pub(crate) fn ok(&self) -> &Self {
         assert!(self.success, "plugin failed: {self:?}");
         self
     }
@@ -101,32 +101,46 @@ impl Outcome {
 
 /// A node: its namespace, the agent running inside it and the agent's state directory. Drop
 /// stops the agent (SIGTERM, then SIGKILL), then the namespace and the directory go.
-struct Node {
+pub(crate) struct Node {
     agent: Option<Child>,
     dir: TestDir,
-    netns: Netns,
+    pub(crate) netns: Netns,
 }
 
 impl Node {
     fn new() -> Node {
-        let mut node = Node {
-            agent: None,
-            dir: TestDir::new(),
-            netns: Netns::new(),
-        };
+        let mut node = Node::without_agent();
         node.start_agent();
         node
     }
 
-    fn socket(&self) -> PathBuf {
+    /// The namespace and directory only, to prepare before [`Node::start_agent_with`].
+    pub(crate) fn without_agent() -> Node {
+        Node {
+            agent: None,
+            dir: TestDir::new(),
+            netns: Netns::new(),
+        }
+    }
+
+    pub(crate) fn dir(&self) -> &Path {
+        &self.dir.0
+    }
+
+    pub(crate) fn socket(&self) -> PathBuf {
         self.dir.0.join("agent.sock")
     }
 
-    fn config(&self) -> String {
+    pub(crate) fn config(&self) -> String {
         config(&self.socket())
     }
 
     fn start_agent(&mut self) {
+        self.start_agent_with(&[], &[]);
+    }
+
+    /// Starts the agent with further arguments and environment variables.
+    pub(crate) fn start_agent_with(&mut self, args: &[String], env: &[(&str, String)]) {
         assert!(self.agent.is_none(), "agent already running");
         let child = Command::new("ip")
             .args(["netns", "exec", self.netns.name()])
@@ -140,7 +154,9 @@ impl Node {
             // with it every pin) lives and dies with the agent's mount namespace.
             .arg("--bpf-pin-dir")
             .arg(format!("/sys/fs/bpf/{}", self.netns.name()))
+            .args(args)
             .env("MYELIN_LOG", "warn")
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .spawn()
             .expect("spawn myelin-agent");
@@ -191,7 +207,13 @@ impl Node {
     }
 
     /// Runs the plugin in the node's namespace exactly as a runtime does.
-    fn cni(&self, command: &str, container_id: &str, pod: &Netns, stdin: &str) -> Outcome {
+    pub(crate) fn cni(
+        &self,
+        command: &str,
+        container_id: &str,
+        pod: &Netns,
+        stdin: &str,
+    ) -> Outcome {
         self.cni_env(
             &[
                 ("CNI_COMMAND", command),
@@ -362,7 +384,7 @@ fn tcp_round_trip(client: &Netns, client_ip: Ipv4Addr, server: &Netns, server_ip
 static CONTAINER: AtomicUsize = AtomicUsize::new(0);
 
 /// A container id unique to this test run.
-fn container_id() -> String {
+pub(crate) fn container_id() -> String {
     format!(
         "it-{}-{}",
         std::process::id(),

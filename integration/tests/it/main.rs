@@ -9,5 +9,6 @@ mod netns;
 mod netpol_probe;
 mod route_reconciler;
 mod routes;
+mod telemetry;
 mod tutorials;
 mod workload;

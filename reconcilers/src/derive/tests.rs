@@ -13,6 +13,7 @@ use statedb::{Db, Revision, Table, Txn};
 use tokio_util::sync::CancellationToken;
 
 use super::{Derivation, DeriveConfig, DeriveTables, Deriver, Written};
+use crate::cause::Cause;
 use crate::datapath::{DATAPATH_ENDPOINT_ID, POLICY_ENTRY_ENDPOINT};
 use crate::endpoints::{Endpoint, EndpointState, HostLink, PodName};
 use crate::objects::StoredObject;
@@ -675,4 +676,41 @@ fn restored_identities_come_back_for_the_same_addresses() {
         [256, 257, 258, 300],
         "the held 300 went back to the pool"
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_policy_change_hands_its_cause_to_the_policy_entries_it_writes() {
+    let mut f = Fixture::starwars();
+    let causes = f.deriver.causes.clone();
+    let before = f.db.read_txn().revision(&f.tables.policy_entries);
+    let since = tokio::time::Instant::now();
+    tokio::time::advance(std::time::Duration::from_millis(5)).await;
+    f.apply(XWING_EGRESS);
+    let objects = f.db.read_txn().revision(&f.tables.objects);
+    causes.objects.record(
+        objects,
+        Cause {
+            span: tracing::Span::none(),
+            since,
+        },
+    );
+    let written = f.round();
+    assert!(written.policy_entries.written > 0);
+    let after = f.db.read_txn().revision(&f.tables.policy_entries);
+    let handed = causes.policy_entries.take(before, after);
+    assert_eq!(handed.len(), 1, "one derivation round, one cause");
+    assert_eq!(
+        handed[0].since, since,
+        "the time the change began, not the round's"
+    );
+    assert!(
+        causes.objects.take(0, objects).is_empty(),
+        "taken by the round"
+    );
+
+    // A round with no cause (an endpoint's change) hands none on.
+    f.upsert_endpoint(endpoint(5, Some("xwing")));
+    f.round();
+    let latest = f.db.read_txn().revision(&f.tables.policy_entries);
+    assert!(causes.policy_entries.take(after, latest).is_empty());
 }

@@ -8,6 +8,11 @@ pub const ROUND_BUCKETS: [f64; 12] = [
     1e-5, 5e-5, 1e-4, 5e-4, 1e-3, 5e-3, 1e-2, 5e-2, 0.1, 0.5, 1.0, 5.0,
 ];
 
+/// Upper bounds of the implementation delay histogram buckets, in seconds.
+pub const DELAY_BUCKETS: [f64; 13] = [
+    1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2, 5e-2, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
 /// Why a round ran.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Reason {
@@ -37,6 +42,9 @@ pub(crate) struct Counters {
     errors: AtomicU64,
     duration_nanos: AtomicU64,
     buckets: [AtomicU64; ROUND_BUCKETS.len()],
+    delays: AtomicU64,
+    delay_nanos: AtomicU64,
+    delay_buckets: [AtomicU64; DELAY_BUCKETS.len()],
 }
 
 /// What one round did.
@@ -66,6 +74,17 @@ impl Counters {
         }
     }
 
+    /// One change implemented `delay` after it began.
+    pub(crate) fn record_delay(&self, delay: Duration) {
+        self.delays.fetch_add(1, Ordering::Relaxed);
+        let nanos = u64::try_from(delay.as_nanos()).unwrap_or(u64::MAX);
+        self.delay_nanos.fetch_add(nanos, Ordering::Relaxed);
+        let secs = delay.as_secs_f64();
+        if let Some(i) = DELAY_BUCKETS.iter().position(|b| secs <= *b) {
+            self.delay_buckets[i].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
     pub(crate) fn snapshot(&self) -> Metrics {
         let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
         let mut buckets = [0; ROUND_BUCKETS.len()];
@@ -84,6 +103,9 @@ impl Counters {
             errors: load(&self.errors),
             duration_total: Duration::from_nanos(load(&self.duration_nanos)),
             duration_buckets: buckets,
+            delays: load(&self.delays),
+            delay_total: Duration::from_nanos(load(&self.delay_nanos)),
+            delay_buckets: std::array::from_fn(|i| load(&self.delay_buckets[i])),
         }
     }
 }
@@ -101,4 +123,9 @@ pub struct Metrics {
     pub duration_total: Duration,
     /// Rounds per bucket of [`ROUND_BUCKETS`] (not cumulative).
     pub duration_buckets: [u64; ROUND_BUCKETS.len()],
+    /// Changes with a cause this reconciler implemented, and how long after they began.
+    pub delays: u64,
+    pub delay_total: Duration,
+    /// Changes per bucket of [`DELAY_BUCKETS`] (not cumulative).
+    pub delay_buckets: [u64; DELAY_BUCKETS.len()],
 }

@@ -8,6 +8,8 @@ use expect_test::{Expect, expect};
 use statedb::{Db, Index, KeySet, Table, TableSchema, Txn};
 use tokio_util::sync::CancellationToken;
 
+use crate::cause::{Cause, Causes};
+use crate::reconciler::DELAY_BUCKETS;
 use crate::{Config, Health, Operations, Reconcilable, Reconciler, Status, StatusKind};
 
 #[derive(Clone, Debug)]
@@ -101,6 +103,7 @@ struct Harness {
     table: Table<Item>,
     fake: Fake,
     rec: Reconciler<Item>,
+    causes: Causes,
     cancel: CancellationToken,
     task: tokio::task::JoinHandle<()>,
 }
@@ -125,11 +128,15 @@ impl Harness {
         });
         let fake = Fake::default();
         let cancel = CancellationToken::new();
+        let causes = Causes::default();
         let (rec, task) = Reconciler::spawn(
             db.clone(),
             table.clone(),
             fake.clone(),
-            Config::new("test"),
+            Config {
+                causes: causes.clone(),
+                ..Config::new("test")
+            },
             cancel.clone(),
         )
         .unwrap();
@@ -139,6 +146,7 @@ impl Harness {
                 table,
                 fake,
                 rec,
+                causes,
                 cancel,
                 task,
             },
@@ -206,6 +214,34 @@ async fn applies_only_what_changed() {
     // Status writes are changes too, but never trigger another operation.
     tokio::time::sleep(Duration::from_secs(1)).await;
     h.check(expect![""]);
+    h.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_change_round_records_the_delay_since_its_cause() {
+    let (h, _) = Harness::start(false);
+    let since = tokio::time::Instant::now();
+    tokio::time::advance(Duration::from_millis(30)).await;
+    let mut w = h.db.write_txn(&[&h.table]);
+    w.insert(&h.table, item("a", 1)).unwrap();
+    let cause = Cause {
+        span: tracing::Span::none(),
+        since,
+    };
+    h.causes.record(w.revision(&h.table), cause);
+    let rev = w.commit().revision(&h.table);
+    h.rec.wait_reconciled(rev).await;
+    // A later change without a cause adds no delay.
+    h.write(|w| {
+        w.insert(&h.table, item("b", 1)).unwrap();
+    })
+    .await;
+    let m = h.rec.metrics();
+    assert_eq!(m.delays, 1);
+    assert_eq!(m.delay_total, Duration::from_millis(30), "time is paused");
+    let bucket = DELAY_BUCKETS.iter().position(|b| *b >= 0.03).unwrap();
+    assert_eq!(m.delay_buckets[bucket], 1, "{:?}", m.delay_buckets);
+    assert_eq!(m.delay_buckets.iter().sum::<u64>(), 1);
     h.stop().await;
 }
 

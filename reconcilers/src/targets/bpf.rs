@@ -32,6 +32,7 @@ pub use endpoints::{Before, EndpointOps, endpoint_info};
 pub use ipcache::{IpcacheOps, ipv4_prefix};
 pub use policy::{PolicyOps, policy_key, policy_value};
 
+use crate::cause::Causes;
 use crate::datapath::{
     DatapathEndpoint, IpcacheEntry, PolicyEntry, register_datapath_endpoints_table,
     register_ipcache_table, register_policy_entries_table,
@@ -83,6 +84,9 @@ pub struct DatapathTables {
     pub ipcache: Table<IpcacheEntry>,
     pub endpoints: Table<DatapathEndpoint>,
     pub policy: Table<PolicyEntry>,
+    /// Why `ipcache` and `policy` rows were written, for their reconcilers' spans and delays.
+    pub ipcache_causes: Causes,
+    pub policy_causes: Causes,
 }
 
 impl DatapathTables {
@@ -91,6 +95,8 @@ impl DatapathTables {
             ipcache: register_ipcache_table(db)?,
             endpoints: register_datapath_endpoints_table(db)?,
             policy: register_policy_entries_table(db)?,
+            ipcache_causes: Causes::default(),
+            policy_causes: Causes::default(),
         })
     }
 }
@@ -137,14 +143,20 @@ pub fn spawn_datapath_reconcilers(
         db.clone(),
         tables.ipcache.clone(),
         ipcache_ops,
-        Config::new("bpf-ipcache"),
+        Config {
+            causes: tables.ipcache_causes.clone(),
+            ..Config::new("bpf-ipcache")
+        },
         shutdown.clone(),
     )?;
     let (policy, policy_task) = Reconciler::spawn(
         db.clone(),
         tables.policy.clone(),
         policy_ops,
-        Config::new("bpf-policy"),
+        Config {
+            causes: tables.policy_causes.clone(),
+            ..Config::new("bpf-policy")
+        },
         shutdown.clone(),
     )?;
     let endpoint_ops = endpoint_ops.after(Before {

@@ -17,6 +17,10 @@ pub struct Manifest {
     /// map), not as soon as it is stored.
     #[serde(default)]
     pub wait: bool,
+    /// The W3C trace context (`00-<trace id>-<span id>-<flags>`) of the client's span, so the
+    /// agent's spans for this change continue the client's trace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
 }
 
 /// One result per document, in order.

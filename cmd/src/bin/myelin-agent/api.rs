@@ -52,7 +52,8 @@ impl Api {
             self.objects.apply(manifest)
         };
         match result {
-            Ok((applied, _revision)) => {
+            Ok((applied, revision)) => {
+                tracing::Span::current().record("rev.objects", reconcilers::cause::field(revision));
                 if manifest.wait {
                     self.node.wait_enforced().await;
                 }

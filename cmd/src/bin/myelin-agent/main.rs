@@ -5,8 +5,7 @@
 mod agent;
 mod api;
 mod ipam;
-#[path = "../../logging.rs"]
-mod logging;
+mod metrics_server;
 mod node;
 mod objects;
 mod server;
@@ -16,19 +15,20 @@ mod testdir;
 mod views;
 
 use std::collections::BTreeSet;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use clap::Parser;
+use cmd::logging;
 use schema::cidr::Cidr;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 
 use crate::agent::Agent;
 use crate::api::Api;
-use crate::node::Node;
+use crate::node::{Node, NodeMetrics};
 use crate::objects::Objects;
 use crate::store::Store;
 
@@ -47,11 +47,15 @@ struct Args {
     /// bpffs directory of the datapath's pinned maps and links; reused across restarts.
     #[arg(long, default_value = "/sys/fs/bpf/myelin")]
     bpf_pin_dir: PathBuf,
+    /// Serve Prometheus metrics on this address's `/metrics` (e.g. `127.0.0.1:9962`); off
+    /// when not given.
+    #[arg(long)]
+    prometheus_serve_addr: Option<SocketAddr>,
 }
 
 fn main() -> Result<()> {
     let args = Args::parse();
-    logging::install("info");
+    let _telemetry = logging::install("info", "myelin-agent");
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -72,6 +76,7 @@ async fn run(args: Args) -> Result<()> {
     let node = Node::start(
         &db,
         objects.table().clone(),
+        objects.causes().clone(),
         agent.endpoints_table().clone(),
         &args.bpf_pin_dir,
         host_ipv4,
@@ -81,6 +86,23 @@ async fn run(args: Args) -> Result<()> {
         agent,
         objects,
         node,
+    };
+    let api = Arc::new(api);
+    // The flow pipeline's hook: it gets `&registry` at startup and takes its counters with
+    // `registry.counter_vec("hubble_drop_total", .., &["reason", "protocol"])` and the like.
+    let registry = Arc::new(metrics::Registry::new());
+    registry.register(Arc::new(NodeMetrics(Arc::clone(&api))));
+    let metrics = match args.prometheus_serve_addr {
+        Some(addr) => {
+            let listener = metrics_server::bind(addr).await?;
+            tracing::info!(addr = %addr, "serving metrics");
+            Some(tokio::spawn(metrics_server::serve(
+                listener,
+                registry,
+                shutdown.clone(),
+            )))
+        }
+        None => None,
     };
     let listener = server::bind(&args.socket)?;
     tracing::info!(
@@ -95,7 +117,7 @@ async fn run(args: Args) -> Result<()> {
     let server = tokio::spawn({
         let shutdown = shutdown.clone();
         let socket = args.socket.clone();
-        async move { server::serve(listener, &socket, Arc::new(api), shutdown).await }
+        async move { server::serve(listener, &socket, api, shutdown).await }
     });
     tokio::select! {
         _ = terminate.recv() => tracing::info!("SIGTERM: shutting down"),
@@ -103,6 +125,9 @@ async fn run(args: Args) -> Result<()> {
     }
     shutdown.cancel();
     server.await.context("server task")?;
+    if let Some(metrics) = metrics {
+        metrics.await.context("metrics task")?;
+    }
     tracing::info!("stopped");
     Ok(())
 }

@@ -9,8 +9,9 @@ use std::sync::{Mutex, PoisonError};
 use bpf::Datapath;
 use bpf::maps::policy::{Policy, PolicyKey, PolicyValue};
 use policy::identity::Identity;
+use reconcilers::cause::Causes;
 use reconcilers::datapath::register_identities_table;
-use reconcilers::derive::{Derivation, DeriveConfig, DeriveError, DeriveTables};
+use reconcilers::derive::{Derivation, DeriveCauses, DeriveConfig, DeriveError, DeriveTables};
 use reconcilers::endpoints::Endpoint;
 use reconcilers::objects::StoredObject;
 use reconcilers::reconciler::Health;
@@ -20,6 +21,10 @@ use statedb::{Db, ReadTxn, Table, Txn};
 use tokio_util::sync::CancellationToken;
 
 use crate::views::Tables;
+
+mod metrics;
+
+pub(crate) use metrics::NodeMetrics;
 
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum NodeError {
@@ -53,6 +58,7 @@ impl Node {
     pub(crate) fn start(
         db: &Db,
         objects: Table<StoredObject>,
+        objects_causes: Causes,
         endpoints: Table<Endpoint>,
         pin_dir: &Path,
         host_ipv4: Vec<Ipv4Addr>,
@@ -79,6 +85,11 @@ impl Node {
         let config = DeriveConfig {
             host_ipv4,
             restored,
+            causes: DeriveCauses {
+                objects: objects_causes,
+                ipcache: datapath_tables.ipcache_causes.clone(),
+                policy_entries: datapath_tables.policy_causes.clone(),
+            },
             ..DeriveConfig::default()
         };
         let (derivation, _task) = Derivation::spawn(

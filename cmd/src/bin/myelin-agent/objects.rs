@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
+use reconcilers::cause::{Cause, Causes};
 use reconcilers::objects::{OBJECT_KEY, StoredObject, register_objects_table};
 use schema::agent_api::{Applied, Manifest, ObjectAction, ObjectResult};
 use schema::manifest;
@@ -43,6 +44,8 @@ pub(crate) struct Objects {
     dir: PathBuf,
     /// One change at a time: each persists the table as a whole.
     lock: Mutex<()>,
+    /// The span and time of each change, for the derivation that follows it.
+    causes: Causes,
 }
 
 impl Objects {
@@ -78,6 +81,7 @@ impl Objects {
             db: db.clone(),
             table,
             dir: dir.to_owned(),
+            causes: Causes::default(),
             lock: Mutex::new(()),
         })
     }
@@ -154,9 +158,15 @@ impl Objects {
         });
         if changed {
             self.persist(&txn)?;
+            // Before the commit, so the derivation cannot see the change without its cause.
+            self.causes.record(txn.revision(&self.table), Cause::here());
         }
         let revision = txn.commit().revision(&self.table);
         Ok((Applied { results }, revision))
+    }
+
+    pub(crate) fn causes(&self) -> &Causes {
+        &self.causes
     }
 
     /// Every stored object, in key order.

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use cmd::logging;
 use schema::agent_api::{self, ApiError, ErrorCode, MAX_LINE_BYTES, Request, Response};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
@@ -117,7 +118,17 @@ async fn connection(stream: UnixStream, api: Arc<Api>) {
             }
             Ok(Ok(_)) => match agent_api::decode_line::<Request>("request", &line) {
                 Ok(request) => {
-                    let span = tracing::debug_span!("api", request = request_name(&request));
+                    let span = tracing::info_span!(
+                        "api",
+                        request = request_name(&request),
+                        otel.kind = "server",
+                        rev.objects = tracing::field::Empty,
+                    );
+                    if let Request::Apply(manifest) | Request::Delete(manifest) = &request
+                        && let Some(traceparent) = &manifest.traceparent
+                    {
+                        logging::continue_trace(&span, traceparent);
+                    }
                     api.handle(request).instrument(span).await
                 }
                 Err(err) => Response::Error(ApiError::new(ErrorCode::Invalid, err.to_string())),

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
+use cmd::logging;
 use schema::agent_api::{Applied, Manifest, ObjectAction, Request, Response};
 use schema::cidr::Cidr;
 use schema::embedded::Instance;
@@ -230,11 +231,21 @@ fn apply_files(
     delete: bool,
 ) -> Result<bool> {
     let mut answers = Vec::new();
+    // One trace for the whole command, continued by the agent's derivation and reconcilers.
+    let span = tracing::info_span!(
+        "apply",
+        otel.kind = "client",
+        files = reconcilers::cause::field(files.len()),
+        delete
+    );
+    let _entered = span.enter();
+    let traceparent = logging::traceparent(&span);
     for file in files {
         let manifest = Manifest {
             source: file.source.clone(),
             text: file.text.clone(),
             wait: true,
+            traceparent: traceparent.clone(),
         };
         let response = client.request(&if delete {
             Request::Delete(manifest)

@@ -10,8 +10,6 @@ mod client;
 mod embedded;
 mod exec;
 mod inspect;
-#[path = "../../logging.rs"]
-mod logging;
 mod matrix;
 mod netns;
 mod policy;
@@ -23,6 +21,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use cmd::logging;
 
 use crate::client::Client;
 use crate::embedded::{RunDir, UpArgs};
@@ -116,11 +115,12 @@ enum BpfPolicyCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    logging::install(if matches!(cli.command, Command::Serve(_)) {
+    let level = if matches!(cli.command, Command::Serve(_)) {
         "info"
     } else {
         "warn"
-    });
+    };
+    let _telemetry = logging::install(level, "myelin");
     let run = RunDir::new(cli.run_dir);
     let client = Client::new(&run.socket());
     let result = match cli.command {

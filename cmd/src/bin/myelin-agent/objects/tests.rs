@@ -10,6 +10,7 @@ fn manifest(text: &str) -> Manifest {
         source: "test.yaml".to_owned(),
         text: text.to_owned(),
         wait: false,
+        traceparent: None,
     }
 }
 

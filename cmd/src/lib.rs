@@ -1,0 +1,3 @@
+//! What the binaries share: log and trace setup and trace context propagation.
+
+pub mod logging;
