@@ -35,7 +35,10 @@ impl<T: 'static> Table<T> {
     /// # Panics
     /// If the index was not declared in the schema: that is a bug in the caller, not input.
     pub(crate) fn position<K>(&self, index: &Index<T, K>) -> usize {
-        if self.schema.indexes[0].name == index.name {
+        // Index constants share their name's static string, so comparing pointers settles
+        // the common case without comparing bytes.
+        let primary = self.schema.indexes[0].name;
+        if std::ptr::eq(primary, index.name) || primary == index.name {
             return 0;
         }
         self.schema
