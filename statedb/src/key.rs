@@ -482,7 +482,7 @@ mod tests {
                 check(x as u8)?;
                 check(x % 2 == 0)?;
                 check(Ipv4Addr::from(x as u32))?;
-                check(&x)?;
+                check::<&u64>(&x)?;
             }
         }
     }
