@@ -8,9 +8,8 @@ use super::node::SLOTS as USED;
 
 const PAD: u64 = u64::MAX;
 
-/// Five blocks of eight: four that hold 32 keys, and a fifth for the 33rd, which a node
-/// holds between an insert and its split. The rest is padding.
-const SLOTS: usize = 40;
+/// Four blocks of eight and the 33rd key a node holds between an insert and its split.
+const SLOTS: usize = 33;
 const _: () = assert!(USED <= SLOTS);
 
 #[derive(Clone)]
@@ -38,6 +37,10 @@ impl Heads {
         let a = &self.0;
         let below = |i: usize| usize::from(a[i] < head);
         let block = 8 * (below(7) + below(15) + below(23) + below(31));
+        if block == 32 {
+            // Only a node about to split has a 33rd key.
+            return block + below(32);
+        }
         block + (0..8).map(|k| below(block + k)).sum::<usize>()
     }
 
