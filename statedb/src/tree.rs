@@ -31,6 +31,8 @@ impl Head for u64 {
     }
 }
 
+/// The unit tests' keys.
+#[cfg(test)]
 impl Head for u16 {
     #[inline(always)]
     fn head(&self) -> u64 {
