@@ -1,10 +1,11 @@
 //! Index keys: byte strings whose order is the order of the typed values they encode.
 
 use std::borrow::Borrow;
-use std::cell::RefCell;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
+
+use crate::tree::Head;
 
 pub(crate) const INLINE: usize = 22;
 
@@ -33,6 +34,14 @@ impl Key {
         } else {
             Key(Repr::Heap(Arc::from(bytes)))
         }
+    }
+
+    /// The key of the `len` (at most 8) leading bytes of `word` read big-endian.
+    #[inline(always)]
+    fn from_word(word: u64, len: u8) -> Key {
+        let mut buf = [0u8; INLINE];
+        buf[..8].copy_from_slice(&word.to_be_bytes());
+        Key(Repr::Inline { len, buf })
     }
 
     #[inline]
@@ -105,13 +114,23 @@ impl Key {
 }
 
 /// Eight bytes of a zero-padded inline buffer as a big-endian word: words order like the bytes.
+/// `at` is a constant at every call, so the copy is a fixed-size load.
 #[inline(always)]
 fn word(buf: &[u8; INLINE], at: usize) -> u64 {
     let mut w = [0u8; 8];
-    for (i, byte) in w.iter_mut().enumerate() {
-        *byte = buf.get(at + i).copied().unwrap_or(0);
-    }
+    let end = (at + 8).min(INLINE);
+    w[..end - at].copy_from_slice(&buf[at..end]);
     u64::from_be_bytes(w)
+}
+
+impl Head for Key {
+    #[inline(always)]
+    fn head(&self) -> u64 {
+        match &self.0 {
+            Repr::Inline { buf, .. } => word(buf, 0),
+            Repr::Heap(b) => b.head(),
+        }
+    }
 }
 
 impl std::hash::Hash for Key {
@@ -134,88 +153,204 @@ impl fmt::Debug for Key {
     }
 }
 
-thread_local! {
-    static ENCODE_SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+/// Room for an encoding on the stack before it moves to the heap: enough for the ids,
+/// addresses and names keys are made of, so encoding a key to look it up never allocates.
+const STACK: usize = 64;
+
+/// Where a key is encoded: a stack buffer that spills to the heap only for a long key.
+pub struct KeyBuf {
+    /// Bytes in `stack`; the rest of `stack` stays zero, which makes it an inline key's padding.
+    len: usize,
+    stack: [u8; STACK],
+    /// The whole encoding once it outgrew `stack`; empty until then.
+    spilled: Vec<u8>,
 }
 
-/// Encodes `key` into a reused buffer: point lookups and short keys must not allocate.
-pub(crate) fn with_encoded<Q: IndexKey + ?Sized, R>(key: &Q, f: impl FnOnce(&[u8]) -> R) -> R {
-    ENCODE_SCRATCH.with(|cell| {
-        let mut buf = cell.take();
-        buf.clear();
-        key.encode(&mut buf);
-        let r = f(&buf);
-        cell.replace(buf);
-        r
-    })
+impl KeyBuf {
+    #[inline(always)]
+    pub(crate) fn new() -> KeyBuf {
+        KeyBuf {
+            len: 0,
+            stack: [0; STACK],
+            spilled: Vec::new(),
+        }
+    }
+
+    #[inline(always)]
+    pub fn extend_from_slice(&mut self, bytes: &[u8]) {
+        if self.spilled.is_empty()
+            && let Some(dst) = self.stack.get_mut(self.len..self.len + bytes.len())
+        {
+            dst.copy_from_slice(bytes);
+            self.len += bytes.len();
+            return;
+        }
+        self.spill(bytes);
+    }
+
+    #[inline(always)]
+    pub fn push(&mut self, byte: u8) {
+        self.extend_from_slice(&[byte]);
+    }
+
+    #[inline(never)]
+    fn spill(&mut self, bytes: &[u8]) {
+        if self.spilled.is_empty() {
+            self.spilled.reserve(self.len + bytes.len());
+            self.spilled.extend_from_slice(&self.stack[..self.len]);
+        }
+        self.spilled.extend_from_slice(bytes);
+    }
+
+    #[inline(always)]
+    pub fn as_bytes(&self) -> &[u8] {
+        if self.spilled.is_empty() {
+            &self.stack[..self.len]
+        } else {
+            &self.spilled
+        }
+    }
+
+    /// The encoding as an inline key, if it is short enough to be one. A fixed-size copy, since
+    /// the stack buffer is already zero-padded.
+    #[inline(always)]
+    pub(crate) fn inline_key(&self) -> Option<Key> {
+        if !self.spilled.is_empty() || self.len > INLINE {
+            return None;
+        }
+        let mut buf = [0u8; INLINE];
+        buf.copy_from_slice(&self.stack[..INLINE]);
+        #[expect(clippy::cast_possible_truncation, reason = "len <= INLINE")]
+        Some(Key(Repr::Inline {
+            len: self.len as u8,
+            buf,
+        }))
+    }
+
+    pub(crate) fn to_key(&self) -> Key {
+        self.inline_key()
+            .unwrap_or_else(|| Key(Repr::Heap(Arc::from(self.as_bytes()))))
+    }
+}
+
+/// Looks `key` up with `get`, handing it the probe's head and the probe: a word-sized key
+/// built in registers, a short key inline, a long one as bytes. None of them allocates.
+#[inline(always)]
+pub(crate) fn lookup<Q: IndexKey + ?Sized, R>(
+    key: &Q,
+    get_key: impl FnOnce(u64, &Key) -> R,
+    get_bytes: impl FnOnce(u64, &[u8]) -> R,
+) -> R {
+    if let Some((word, len)) = key.as_word() {
+        return get_key(word, &Key::from_word(word, len));
+    }
+    let mut buf = KeyBuf::new();
+    key.encode(&mut buf);
+    match buf.inline_key() {
+        Some(k) => get_key(k.head(), &k),
+        None => get_bytes(buf.as_bytes().head(), buf.as_bytes()),
+    }
 }
 
 /// A value usable as an index key. The encoding must preserve order (big-endian integers, raw
 /// string bytes) so that range and prefix queries mean what they say on the typed values.
 pub trait IndexKey {
-    fn encode(&self, out: &mut Vec<u8>);
+    fn encode(&self, out: &mut KeyBuf);
+
+    /// For a key that encodes to at most 8 bytes: the encoding as the leading bytes of a
+    /// big-endian word, and its length. Lookups by such keys then search in registers rather
+    /// than reading back an encoding they just wrote (which stalls store forwarding).
+    fn as_word(&self) -> Option<(u64, u8)> {
+        None
+    }
 
     fn to_key(&self) -> Key {
-        with_encoded(self, Key::from_bytes)
+        let mut buf = KeyBuf::new();
+        self.encode(&mut buf);
+        buf.to_key()
     }
 }
 
 impl<K: IndexKey + ?Sized> IndexKey for &K {
-    fn encode(&self, out: &mut Vec<u8>) {
+    fn encode(&self, out: &mut KeyBuf) {
         (**self).encode(out);
+    }
+    #[inline(always)]
+    fn as_word(&self) -> Option<(u64, u8)> {
+        (**self).as_word()
     }
 }
 
 macro_rules! int_key {
     ($($t:ty),*) => {$(
         impl IndexKey for $t {
-            fn encode(&self, out: &mut Vec<u8>) {
+            fn encode(&self, out: &mut KeyBuf) {
                 out.extend_from_slice(&self.to_be_bytes());
+            }
+            #[inline(always)]
+            fn as_word(&self) -> Option<(u64, u8)> {
+                const BITS: u32 = <$t>::BITS;
+                #[expect(clippy::cast_possible_truncation, reason = "at most 8 bytes")]
+                Some((u64::from(*self) << (64 - BITS), (BITS / 8) as u8))
             }
         }
     )*};
 }
-int_key!(u8, u16, u32, u64, u128);
+int_key!(u8, u16, u32, u64);
+
+impl IndexKey for u128 {
+    fn encode(&self, out: &mut KeyBuf) {
+        out.extend_from_slice(&self.to_be_bytes());
+    }
+}
 
 impl IndexKey for bool {
-    fn encode(&self, out: &mut Vec<u8>) {
+    fn encode(&self, out: &mut KeyBuf) {
         out.push(u8::from(*self));
+    }
+    #[inline(always)]
+    fn as_word(&self) -> Option<(u64, u8)> {
+        Some((u64::from(*self) << 56, 1))
     }
 }
 
 impl IndexKey for str {
-    fn encode(&self, out: &mut Vec<u8>) {
+    fn encode(&self, out: &mut KeyBuf) {
         out.extend_from_slice(self.as_bytes());
     }
 }
 
 impl IndexKey for String {
-    fn encode(&self, out: &mut Vec<u8>) {
+    fn encode(&self, out: &mut KeyBuf) {
         out.extend_from_slice(self.as_bytes());
     }
 }
 
 impl IndexKey for [u8] {
-    fn encode(&self, out: &mut Vec<u8>) {
+    fn encode(&self, out: &mut KeyBuf) {
         out.extend_from_slice(self);
     }
 }
 
 impl IndexKey for Ipv4Addr {
-    fn encode(&self, out: &mut Vec<u8>) {
+    fn encode(&self, out: &mut KeyBuf) {
         out.extend_from_slice(&self.octets());
+    }
+    #[inline(always)]
+    fn as_word(&self) -> Option<(u64, u8)> {
+        Some((u64::from(self.to_bits()) << 32, 4))
     }
 }
 
 impl IndexKey for Ipv6Addr {
-    fn encode(&self, out: &mut Vec<u8>) {
+    fn encode(&self, out: &mut KeyBuf) {
         out.extend_from_slice(&self.octets());
     }
 }
 
 /// IPv4 sorts before IPv6; the family byte keeps the two from interleaving.
 impl IndexKey for IpAddr {
-    fn encode(&self, out: &mut Vec<u8>) {
+    fn encode(&self, out: &mut KeyBuf) {
         match self {
             IpAddr::V4(a) => {
                 out.push(4);
@@ -236,7 +371,7 @@ macro_rules! tuple_key {
     ($($name:ident)+ ; $last:ident) => {
         #[expect(non_snake_case, reason = "macro-generated tuple bindings")]
         impl<$($name: TupleComponent,)+ $last: IndexKey> IndexKey for ($($name,)+ $last,) {
-            fn encode(&self, out: &mut Vec<u8>) {
+            fn encode(&self, out: &mut KeyBuf) {
                 let ($($name,)+ $last,) = self;
                 $($name.encode_component(out);)+
                 $last.encode(out);
@@ -250,13 +385,13 @@ tuple_key!(A B C; D);
 
 /// A key that can stand before another in a tuple key.
 pub trait TupleComponent {
-    fn encode_component(&self, out: &mut Vec<u8>);
+    fn encode_component(&self, out: &mut KeyBuf);
 }
 
 macro_rules! fixed_component {
     ($($t:ty),*) => {$(
         impl TupleComponent for $t {
-            fn encode_component(&self, out: &mut Vec<u8>) {
+            fn encode_component(&self, out: &mut KeyBuf) {
                 self.encode(out);
             }
         }
@@ -265,18 +400,18 @@ macro_rules! fixed_component {
 fixed_component!(u8, u16, u32, u64, u128, bool, Ipv4Addr, Ipv6Addr, IpAddr);
 
 impl TupleComponent for str {
-    fn encode_component(&self, out: &mut Vec<u8>) {
+    fn encode_component(&self, out: &mut KeyBuf) {
         out.extend_from_slice(self.as_bytes());
         out.push(0);
     }
 }
 impl TupleComponent for String {
-    fn encode_component(&self, out: &mut Vec<u8>) {
+    fn encode_component(&self, out: &mut KeyBuf) {
         self.as_str().encode_component(out);
     }
 }
 impl<K: TupleComponent + ?Sized> TupleComponent for &K {
-    fn encode_component(&self, out: &mut Vec<u8>) {
+    fn encode_component(&self, out: &mut KeyBuf) {
         (**self).encode_component(out);
     }
 }
@@ -325,6 +460,29 @@ mod tests {
                 proptest::prop_assert_eq!(kx.cmp(&ky), x.cmp(y));
                 proptest::prop_assert_eq!(ky.cmp(&kx), y.cmp(x));
                 proptest::prop_assert_eq!(kx == ky, x == y);
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn word_keys_are_their_encodings(x in proptest::prelude::any::<u64>()) {
+            fn check<K: IndexKey>(k: K) -> Result<(), proptest::test_runner::TestCaseError> {
+                let (word, len) = k.as_word().expect("a word-sized key");
+                let key = Key::from_word(word, len);
+                proptest::prop_assert_eq!(&key, &k.to_key());
+                proptest::prop_assert_eq!(key.head(), k.to_key().as_bytes().head());
+                Ok(())
+            }
+            #[expect(clippy::cast_possible_truncation, reason = "any bits will do")]
+            {
+                check(x)?;
+                check(x as u32)?;
+                check(x as u16)?;
+                check(x as u8)?;
+                check(x % 2 == 0)?;
+                check(Ipv4Addr::from(x as u32))?;
+                check::<&u64>(&x)?;
             }
         }
     }

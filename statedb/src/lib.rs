@@ -22,7 +22,7 @@ pub use changes::{Change, ChangeIter, Changes};
 pub use db::{Db, is_valid_name};
 pub use error::Error;
 pub use index::{Index, KeySet, TableSchema};
-pub use key::{IndexKey, Key, TupleComponent};
+pub use key::{IndexKey, Key, KeyBuf, TupleComponent};
 pub use metrics::{COMMIT_BUCKETS, TableMetrics};
 pub use state::Entry;
 pub use table::{Table, TableRef};

@@ -34,8 +34,9 @@ impl<T: 'static> Table<T> {
     ///
     /// # Panics
     /// If the index was not declared in the schema: that is a bug in the caller, not input.
+    #[inline]
     pub(crate) fn position<K>(&self, index: &Index<T, K>) -> usize {
-        if self.schema.indexes[0].name == index.name {
+        if same_name(self.schema.indexes[0].name, index.name) {
             return 0;
         }
         self.schema
@@ -59,6 +60,14 @@ impl<T: 'static> Table<T> {
     pub(crate) fn unique(&self, pos: usize) -> bool {
         self.schema.indexes[pos].unique
     }
+}
+
+/// Index names are short: a byte loop the compiler inlines beats a call to `memcmp`, and
+/// every query compares one. (Each use of an index constant may carry its own copy of the
+/// name, so comparing pointers would not settle it.)
+#[inline(always)]
+fn same_name(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.bytes().zip(b.bytes()).all(|(x, y)| x == y)
 }
 
 impl<T> std::fmt::Debug for Table<T> {

@@ -506,3 +506,42 @@ fn objects_are_shared_not_copied() {
         &o
     ));
 }
+
+#[derive(Debug)]
+struct Named {
+    name: String,
+}
+
+const NAME: Index<Named, String> = Index::new("name", true, |o| KeySet::One(o.name.clone()));
+
+/// Names that share their first eight bytes (one head) and cross every length a lookup key
+/// takes a different path at: inline keys (up to 22 bytes), stack-encoded bytes (up to 64),
+/// and encodings that spill to the heap.
+#[test]
+fn lookups_by_keys_of_every_length() {
+    let db = Db::new();
+    let t = db
+        .register_table(TableSchema::new("named", NAME))
+        .expect("register");
+    let lens = [1, 7, 8, 9, 21, 22, 23, 63, 64, 65, 200];
+    let name = |len: usize| "kube-sys".chars().cycle().take(len).collect::<String>();
+    let mut w = db.write_txn(&[&t]);
+    for len in lens {
+        w.insert(&t, Named { name: name(len) }).expect("insert");
+    }
+    let txn = w.commit();
+    for len in lens {
+        let want = name(len);
+        let got = txn
+            .get(&t, &NAME, want.as_str())
+            .map(|e| e.object.name.len());
+        assert_eq!(got, Some(len), "by &str, {len} bytes");
+        let got = txn.get(&t, &NAME, &want).map(|e| e.object.name.len());
+        assert_eq!(got, Some(len), "by &String, {len} bytes");
+        let mut longer = want.clone();
+        longer.push('x');
+        assert!(txn.get(&t, &NAME, &longer).is_none(), "{} bytes", len + 1);
+    }
+    assert!(txn.get(&t, &NAME, "").is_none());
+    assert!(txn.get(&t, &NAME, &name(10)).is_none());
+}

@@ -6,6 +6,7 @@
 //! untouched subtree, which is what lets [`PMap::diff`] skip them by pointer.
 
 mod diff;
+mod heads;
 mod iter;
 mod node;
 
@@ -16,6 +17,39 @@ use std::sync::Arc;
 pub(crate) use diff::Diff;
 pub(crate) use iter::{Iter, Range};
 use node::Node;
+
+/// A key's first eight bytes of order as a word: `a < b` implies `a.head() <= b.head()`, and a
+/// key and every form it borrows as share one head. Nodes search these words first.
+pub(crate) trait Head {
+    fn head(&self) -> u64;
+}
+
+impl Head for u64 {
+    #[inline(always)]
+    fn head(&self) -> u64 {
+        *self
+    }
+}
+
+/// The unit tests' keys.
+#[cfg(test)]
+impl Head for u16 {
+    #[inline(always)]
+    fn head(&self) -> u64 {
+        u64::from(*self)
+    }
+}
+
+/// Zero-padded: a shorter string sorts first and pads with the smallest byte, so order holds.
+impl Head for [u8] {
+    #[inline(always)]
+    fn head(&self) -> u64 {
+        let mut w = [0u8; 8];
+        let n = self.len().min(8);
+        w[..n].copy_from_slice(&self[..n]);
+        u64::from_be_bytes(w)
+    }
+}
 
 pub(crate) struct PMap<K, V> {
     root: Arc<Node<K, V>>,
@@ -34,7 +68,7 @@ impl<K, V> Clone for PMap<K, V> {
     }
 }
 
-impl<K, V> Default for PMap<K, V> {
+impl<K: Head, V> Default for PMap<K, V> {
     fn default() -> Self {
         PMap {
             root: Arc::new(Node::empty()),
@@ -44,7 +78,7 @@ impl<K, V> Default for PMap<K, V> {
     }
 }
 
-impl<K: Ord + Clone, V: Clone> PMap<K, V> {
+impl<K: Ord + Clone + Head, V: Clone> PMap<K, V> {
     pub(crate) fn new() -> Self {
         Self::default()
     }
@@ -60,9 +94,20 @@ impl<K: Ord + Clone, V: Clone> PMap<K, V> {
     pub(crate) fn get<Q>(&self, key: &Q) -> Option<&V>
     where
         K: Borrow<Q>,
-        Q: Ord + ?Sized,
+        Q: Ord + Head + ?Sized,
     {
-        self.root.get(key)
+        self.root.get(key.head(), key)
+    }
+
+    /// [`PMap::get`] for a caller that has the key's head at hand already.
+    #[inline(always)]
+    pub(crate) fn get_with_head<Q>(&self, head: u64, key: &Q) -> Option<&V>
+    where
+        K: Borrow<Q>,
+        Q: Ord + Head + ?Sized,
+    {
+        debug_assert_eq!(head, key.head(), "a key's head");
+        self.root.get(head, key)
     }
 
     /// Inserts or replaces; returns the replaced value.
@@ -81,7 +126,7 @@ impl<K: Ord + Clone, V: Clone> PMap<K, V> {
     pub(crate) fn remove<Q>(&mut self, key: &Q) -> Option<V>
     where
         K: Borrow<Q>,
-        Q: Ord + ?Sized,
+        Q: Ord + Head + ?Sized,
     {
         let old = Node::remove(&mut self.root, key, false);
         if old.is_some() {
@@ -116,7 +161,7 @@ impl<K: Ord + Clone, V: Clone> PMap<K, V> {
     pub(crate) fn range<Q>(&self, start: Bound<&Q>, end: Bound<K>) -> Range<'_, K, V>
     where
         K: Borrow<Q>,
-        Q: Ord + ?Sized,
+        Q: Ord + Head + ?Sized,
     {
         Range::new(&self.root, start, end)
     }

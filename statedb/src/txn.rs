@@ -8,7 +8,7 @@ use crate::Revision;
 use crate::db::{Db, Root};
 use crate::error::Error;
 use crate::index::Index;
-use crate::key::{INLINE, IndexKey, Key, with_encoded};
+use crate::key::{IndexKey, Key, lookup};
 use crate::registry::{Query, Registry};
 use crate::state::{Entry, Expect, Scratch, TableState};
 use crate::table::{AnyState, Table, TableMeta};
@@ -47,15 +47,12 @@ pub trait Txn: sealed::Sealed {
         let pos = table.position(index);
         let st = state_of(self, table);
         if table.unique(pos) {
-            with_encoded(key, |k| {
-                // A short key goes in as a `Key`, which compares word-wise and costs no
-                // allocation; a long one as bytes, which costs no allocation either.
-                if k.len() <= INLINE {
-                    st.indexes[pos].get(&Key::from_bytes(k))
-                } else {
-                    st.indexes[pos].get(k)
-                }
-            })
+            let index = &st.indexes[pos];
+            lookup(
+                key,
+                |head, k| index.get_with_head(head, k),
+                |head, k| index.get_with_head(head, k),
+            )
         } else {
             st.list(false, pos, key.to_key()).next()
         }

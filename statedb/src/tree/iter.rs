@@ -7,7 +7,8 @@ use std::ops::Bound;
 use std::slice;
 use std::sync::Arc;
 
-use super::node::{Node, count_before};
+use super::Head;
+use super::node::{Node, rank};
 
 type Entries<'a, K, V> = Zip<slice::Iter<'a, K>, slice::Iter<'a, V>>;
 
@@ -115,7 +116,7 @@ impl<'a, K: Ord, V> Range<'a, K, V> {
     pub(super) fn new<Q>(root: &'a Arc<Node<K, V>>, start: Bound<&Q>, end: Bound<K>) -> Self
     where
         K: Borrow<Q>,
-        Q: Ord + ?Sized,
+        Q: Ord + Head + ?Sized,
     {
         let mut cursor = Cursor {
             leaf: entries(&[], &[]),
@@ -134,8 +135,8 @@ impl<'a, K: Ord, V> Range<'a, K, V> {
                 }
                 Node::Leaf(l) => {
                     let i = match start {
-                        Bound::Included(k) => count_before(&l.keys, |x| x.borrow() < k),
-                        Bound::Excluded(k) => count_before(&l.keys, |x| x.borrow() <= k),
+                        Bound::Included(k) => rank(&l.heads, &l.keys, k.head(), k, false),
+                        Bound::Excluded(k) => rank(&l.heads, &l.keys, k.head(), k, true),
                         Bound::Unbounded => 0,
                     };
                     cursor.leaf = entries(&l.keys[i..], &l.vals[i..]);

@@ -1,11 +1,19 @@
 //! Tree nodes and the recursive writes. Keys and values sit in leaves; a branch holds
 //! separators and `Arc`s to its children, so copying a branch bumps one count per child. A
 //! node keeps its keys, values and children inline, so visiting one is one pointer step.
+//!
+//! Next to its keys every node keeps their [`Head`]s, a dense array of words. A search runs
+//! over the heads alone and looks at a full key only where heads tie, so a lookup reads a
+//! few words per node instead of chasing key representations.
 
 use std::borrow::Borrow;
+use std::cmp::Ordering;
 use std::sync::Arc;
 
 use arrayvec::ArrayVec;
+
+use super::Head;
+use super::heads::Heads;
 
 /// Widest a node gets before it splits. Small under test so that a few hundred keys already
 /// build several levels and exercise every split, merge and redistribution.
@@ -15,7 +23,7 @@ pub(super) const CAP: usize = 32;
 pub(super) const CAP: usize = 6;
 
 /// Room for one more than `CAP`: an insert lands before the node splits.
-const SLOTS: usize = CAP + 1;
+pub(super) const SLOTS: usize = CAP + 1;
 
 /// Below this a node is merged with a sibling (or shares with it) after a remove.
 const MIN: usize = CAP / 3;
@@ -37,6 +45,8 @@ pub(super) enum Node<K, V> {
 
 #[derive(Clone)]
 pub(super) struct Leaf<K, V> {
+    /// `heads.at(i)` is `keys[i].head()`.
+    pub(super) heads: Heads,
     pub(super) keys: Slots<K>,
     pub(super) vals: Slots<V>,
 }
@@ -44,6 +54,8 @@ pub(super) struct Leaf<K, V> {
 /// Child `i` holds the keys `k` with `keys[i - 1] <= k < keys[i]`.
 #[derive(Clone)]
 pub(super) struct Branch<K, V> {
+    /// `heads.at(i)` is `keys[i].head()`.
+    pub(super) heads: Heads,
     pub(super) keys: Slots<K>,
     pub(super) children: Slots<Arc<Node<K, V>>>,
 }
@@ -53,9 +65,10 @@ pub(super) struct Branch<K, V> {
 /// and handing it up by value would copy it at every level.
 type Inserted<K, V> = (Option<V>, Option<(K, Arc<Node<K, V>>)>);
 
-impl<K, V> Node<K, V> {
+impl<K: Head, V> Node<K, V> {
     pub(super) fn empty() -> Self {
         Node::Leaf(Leaf {
+            heads: Heads::new(),
             keys: ArrayVec::new(),
             vals: ArrayVec::new(),
         })
@@ -63,14 +76,22 @@ impl<K, V> Node<K, V> {
 
     /// A new root above two nodes.
     pub(super) fn root(left: Arc<Node<K, V>>, separator: K, right: Arc<Node<K, V>>) -> Self {
+        let mut heads = Heads::new();
+        heads.insert(0, separator.head());
         let mut keys = ArrayVec::new();
         keys.push(separator);
         let mut children = ArrayVec::new();
         children.push(left);
         children.push(right);
-        Node::Branch(Branch { keys, children })
+        Node::Branch(Branch {
+            heads,
+            keys,
+            children,
+        })
     }
+}
 
+impl<K, V> Node<K, V> {
     fn width(&self) -> usize {
         match self {
             Node::Leaf(l) => l.keys.len(),
@@ -87,49 +108,70 @@ impl<K, V> Node<K, V> {
     }
 }
 
-/// How many of `items` (a prefix of them) satisfy `before`: a binary search whose steps are
-/// conditional moves rather than branches, which a lookup's compares would mispredict half the
-/// time.
+/// How many of `keys` are below `key`, or with `or_equal` at most `key`. The heads settle
+/// all but the keys whose head is `key`'s; those few are compared in full.
 #[inline(always)]
-pub(super) fn count_before<T>(items: &[T], mut before: impl FnMut(&T) -> bool) -> usize {
-    if items.is_empty() {
-        return 0;
+pub(super) fn rank<K, Q>(heads: &Heads, keys: &[K], head: u64, key: &Q, or_equal: bool) -> usize
+where
+    K: Borrow<Q>,
+    Q: Ord + ?Sized,
+{
+    let mut i = heads.count_below(head);
+    while i < keys.len() && heads.at(i) == head {
+        match keys[i].borrow().cmp(key) {
+            Ordering::Less => i += 1,
+            Ordering::Equal if or_equal => i += 1,
+            _ => break,
+        }
     }
-    let mut base = 0;
-    let mut size = items.len();
-    while size > 1 {
-        let half = size / 2;
-        let mid = base + half;
-        base = if before(&items[mid]) { mid } else { base };
-        size -= half;
-    }
-    base + usize::from(before(&items[base]))
+    i
 }
 
 /// The position of `key` in a leaf's keys.
 #[inline(always)]
-fn find<K: Borrow<Q>, Q: Ord + ?Sized>(keys: &[K], key: &Q) -> Result<usize, usize> {
-    let i = count_before(keys, |k| k.borrow() < key);
-    match keys.get(i) {
-        Some(k) if k.borrow() == key => Ok(i),
-        _ => Err(i),
+fn find<K, Q>(heads: &Heads, keys: &[K], head: u64, key: &Q) -> Result<usize, usize>
+where
+    K: Borrow<Q>,
+    Q: Ord + ?Sized,
+{
+    let mut i = heads.count_below(head);
+    while i < keys.len() && heads.at(i) == head {
+        match keys[i].borrow().cmp(key) {
+            Ordering::Less => i += 1,
+            Ordering::Equal => return Ok(i),
+            Ordering::Greater => break,
+        }
+    }
+    Err(i)
+}
+
+impl<K, V> Leaf<K, V> {
+    #[inline(always)]
+    pub(super) fn find<Q>(&self, key: &Q) -> Result<usize, usize>
+    where
+        K: Borrow<Q>,
+        Q: Ord + Head + ?Sized,
+    {
+        find(&self.heads, &self.keys, key.head(), key)
     }
 }
 
-impl<K: Ord, V> Branch<K, V> {
+impl<K, V> Branch<K, V> {
     /// The child whose range holds `key`.
     #[inline(always)]
     pub(super) fn route<Q>(&self, key: &Q) -> usize
     where
         K: Borrow<Q>,
-        Q: Ord + ?Sized,
+        Q: Ord + Head + ?Sized,
     {
-        count_before(&self.keys, |s| s.borrow() <= key)
+        rank(&self.heads, &self.keys, key.head(), key, true)
     }
 }
 
-impl<K: Ord + Clone, V: Clone> Node<K, V> {
-    pub(super) fn get<Q>(&self, key: &Q) -> Option<&V>
+impl<K: Ord + Clone + Head, V: Clone> Node<K, V> {
+    /// `head` is `key.head()`, passed in so that it can stay in a register: a probe key built
+    /// just before the call is then read back from memory only where heads tie.
+    pub(super) fn get<Q>(&self, head: u64, key: &Q) -> Option<&V>
     where
         K: Borrow<Q>,
         Q: Ord + ?Sized,
@@ -138,19 +180,20 @@ impl<K: Ord + Clone, V: Clone> Node<K, V> {
         loop {
             match node {
                 Node::Leaf(l) => {
-                    let i = find(&l.keys, key).ok()?;
+                    let i = find(&l.heads, &l.keys, head, key).ok()?;
                     return l.vals.get(i);
                 }
-                Node::Branch(b) => node = &b.children[b.route(key)],
+                Node::Branch(b) => node = &b.children[rank(&b.heads, &b.keys, head, key, true)],
             }
         }
     }
 
     pub(super) fn insert(&mut self, key: K, val: V) -> Inserted<K, V> {
         match self {
-            Node::Leaf(l) => match find(&l.keys, &key) {
+            Node::Leaf(l) => match l.find(&key) {
                 Ok(i) => (Some(std::mem::replace(&mut l.vals[i], val)), None),
                 Err(i) => {
+                    l.heads.insert(i, key.head());
                     l.keys.insert(i, key);
                     l.vals.insert(i, val);
                     if l.keys.len() <= CAP {
@@ -169,6 +212,7 @@ impl<K: Ord + Clone, V: Clone> Node<K, V> {
                 let Some((separator, right)) = split else {
                     return (old, None);
                 };
+                b.heads.insert(i, separator.head());
                 b.keys.insert(i, separator);
                 b.children.insert(i + 1, right);
                 if b.children.len() <= CAP {
@@ -185,15 +229,16 @@ impl<K: Ord + Clone, V: Clone> Node<K, V> {
     pub(super) fn remove<Q>(this: &mut Arc<Self>, key: &Q, mut present: bool) -> Option<V>
     where
         K: Borrow<Q>,
-        Q: Ord + ?Sized,
+        Q: Ord + Head + ?Sized,
     {
         if !present && Arc::strong_count(this) > 1 {
-            this.get(key)?;
+            this.get(key.head(), key)?;
             present = true;
         }
         match Arc::make_mut(this) {
             Node::Leaf(l) => {
-                let i = find(&l.keys, key).ok()?;
+                let i = l.find(key).ok()?;
+                l.heads.remove(i);
                 l.keys.remove(i);
                 Some(l.vals.remove(i))
             }
@@ -227,23 +272,33 @@ impl<K, V> Leaf<K, V> {
     fn split(&mut self, appended: bool) -> Leaf<K, V> {
         let at = split_point(self.keys.len(), appended);
         Leaf {
+            heads: self.heads.split_off(at),
             keys: self.keys.drain(at..).collect(),
             vals: self.vals.drain(at..).collect(),
         }
     }
 }
 
-impl<K: Clone, V: Clone> Branch<K, V> {
+impl<K: Clone + Head, V: Clone> Branch<K, V> {
     /// Like [`Leaf::split`]; the separator between the halves moves up to the parent.
     fn split(&mut self, appended: bool) -> (K, Branch<K, V>) {
         let at = split_point(self.children.len(), appended);
         let children = self.children.drain(at..).collect();
+        let heads = self.heads.split_off(at);
         let keys = self.keys.drain(at..).collect();
+        self.heads.truncate(at - 1);
         let separator = self
             .keys
             .pop()
             .expect("invariant: a branch has one key fewer than children");
-        (separator, Branch { keys, children })
+        (
+            separator,
+            Branch {
+                heads,
+                keys,
+                children,
+            },
+        )
     }
 
     /// Joins the underfull child `i` with a neighbour if the two fit in one node, or else
@@ -258,6 +313,7 @@ impl<K: Clone, V: Clone> Branch<K, V> {
             i - 1
         };
         let right = Arc::unwrap_or_clone(self.children.remove(left + 1));
+        self.heads.remove(left);
         let separator = self.keys.remove(left);
         let split = match (Arc::make_mut(&mut self.children[left]), right) {
             (Node::Leaf(l), Node::Leaf(r)) => {
@@ -272,8 +328,10 @@ impl<K: Clone, V: Clone> Branch<K, V> {
                 let right_vals: Slots<V> = vals.drain(at..).collect();
                 l.keys.extend(keys);
                 l.vals.extend(vals);
+                l.heads = Heads::of(&l.keys);
                 right_keys.first().cloned().map(|s| {
                     let r = Leaf {
+                        heads: Heads::of(&right_keys),
                         keys: right_keys,
                         vals: right_vals,
                     };
@@ -287,11 +345,14 @@ impl<K: Clone, V: Clone> Branch<K, V> {
                 if children.len() <= CAP {
                     l.keys.extend(keys);
                     l.children.extend(children);
+                    l.heads = Heads::of(&l.keys);
                     None
                 } else {
                     let at = children.len() / 2;
+                    let right_keys: Slots<K> = keys.drain(at..).collect();
                     let right = Branch {
-                        keys: keys.drain(at..).collect(),
+                        heads: Heads::of(&right_keys),
+                        keys: right_keys,
                         children: children.drain(at..).collect(),
                     };
                     let separator = keys
@@ -299,12 +360,14 @@ impl<K: Clone, V: Clone> Branch<K, V> {
                         .expect("invariant: a branch has one key fewer than children");
                     l.keys.extend(keys);
                     l.children.extend(children);
+                    l.heads = Heads::of(&l.keys);
                     Some((separator, Node::Branch(right)))
                 }
             }
             _ => unreachable!("invariant: siblings are at the same level"),
         };
         if let Some((separator, right)) = split {
+            self.heads.insert(left, separator.head());
             self.keys.insert(left, separator);
             self.children.insert(left + 1, Arc::new(right));
         }

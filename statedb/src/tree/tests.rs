@@ -220,3 +220,53 @@ fn shared_leaves(a: &PMap<u16, u32>, b: &PMap<u16, u32>) -> usize {
     let (la, lb) = (leaves(a), leaves(b));
     la.iter().filter(|p| lb.contains(p)).count()
 }
+
+/// A key whose head settles only its upper bits, so that many keys share a head and every
+/// search must break ties on the full key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct Coarse(u16);
+
+impl super::Head for Coarse {
+    fn head(&self) -> u64 {
+        u64::from(self.0 / 16)
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    #[test]
+    fn shared_heads_break_ties_on_keys(ops in ops(400), from in 0u16..420, len in 0u16..200) {
+        let mut tree = PMap::new();
+        let mut model = BTreeMap::new();
+        for op in ops {
+            match op {
+                Op::Insert(k, v) => prop_assert_eq!(tree.insert(Coarse(k), v), model.insert(k, v)),
+                Op::Remove(k) => prop_assert_eq!(tree.remove(&Coarse(k)), model.remove(&k)),
+                Op::Snapshot => {}
+            }
+        }
+        let all: Vec<(u16, u32)> = tree.iter().map(|(k, v)| (k.0, *v)).collect();
+        let want: Vec<(u16, u32)> = model.iter().map(|(k, v)| (*k, *v)).collect();
+        prop_assert_eq!(all, want);
+        for k in 0..420 {
+            prop_assert_eq!(tree.get(&Coarse(k)), model.get(&k), "get {}", k);
+        }
+        let to = from.saturating_add(len);
+        let got: Vec<u16> = tree
+            .range(Bound::Included(&Coarse(from)), Bound::Excluded(Coarse(to)))
+            .map(|(k, _)| k.0)
+            .collect();
+        let want: Vec<u16> = model.range(from..to).map(|(k, _)| *k).collect();
+        prop_assert_eq!(got, want, "range {}..{}", from, to);
+        let got: Vec<u16> = tree
+            .range(Bound::Excluded(&Coarse(from)), Bound::Unbounded)
+            .map(|(k, _)| k.0)
+            .collect();
+        let want: Vec<u16> = model
+            .range((Bound::Excluded(from), Bound::Unbounded))
+            .map(|(k, _)| *k)
+            .collect();
+        prop_assert_eq!(got, want, "range ({}..", from);
+    }
+}
