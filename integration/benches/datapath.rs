@@ -539,12 +539,15 @@ impl Plain {
         ip(&["-n", &pod, "address", "add", &format!("{address}/32"), "dev", "eth0"]);
         ip(&["-n", &pod, "route", "add", GATEWAY, "dev", "eth0", "scope", "link"]);
         ip(&["-n", &pod, "route", "add", "default", "via", GATEWAY, "dev", "eth0"]);
-        let mac = in_netns(&Path::new("/run/netns").join(&node), || {
-            std::fs::read_to_string(format!("/sys/class/net/{host}/address"))
-        });
-        let mac = mac.unwrap_or_else(|e| panic!("mac of {host}: {e}"));
+        let link = ip(&["-n", &node, "-o", "link", "show", "dev", &host]);
+        let mac = link
+            .split_whitespace()
+            .skip_while(|word| *word != "link/ether")
+            .nth(1)
+            .unwrap_or_else(|| panic!("no mac for {host} in {link}"))
+            .to_owned();
         ip(&[
-            "-n", &pod, "neigh", "add", GATEWAY, "lladdr", mac.trim(), "dev", "eth0", "nud",
+            "-n", &pod, "neigh", "add", GATEWAY, "lladdr", &mac, "dev", "eth0", "nud",
             "permanent",
         ]);
         ip(&["-n", &node, "route", "add", &format!("{address}/32"), "dev", &host]);
@@ -563,7 +566,8 @@ impl Drop for Plain {
     }
 }
 
-fn ip(args: &[&str]) {
+/// `ip ARGS`, which must succeed; its stdout.
+fn ip(args: &[&str]) -> String {
     let out = Command::new("ip").args(args).output().expect("run ip");
     assert!(
         out.status.success(),
@@ -571,6 +575,7 @@ fn ip(args: &[&str]) {
         args.join(" "),
         String::from_utf8_lossy(&out.stderr)
     );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 fn sysctl(netns: &str, setting: &str) {
