@@ -8,7 +8,7 @@
 //! second (connect, 1-byte exchange, close), each with the ratio Myelin/plain.
 //!
 //! Needs root and the release binaries: `cargo build --release --bins && cargo bench -p
-//! integration --bench datapath [-- --rounds 5 --seconds 3]`. Everything it makes (namespaces,
+//! integration --bench datapath [-- --rounds 5 --seconds 3 --only throughput,req/resp,new-conn]`. Everything it makes (namespaces,
 //! links, pins, processes) is removed when it ends, also on a panic.
 
 #![expect(clippy::print_stdout, reason = "a bench binary prints its figures")]
@@ -25,7 +25,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use nix::sched::{CloneFlags, setns};
+use nix::sched::{CloneFlags, CpuSet, sched_setaffinity, setns};
+use nix::unistd::Pid;
 
 use node::{Node, Scratch};
 use stats::{Clock, machine, median, option, quantile};
@@ -54,6 +55,19 @@ fn main() {
         Topology::myelin(&myelin),
     ];
     check_enforcing(&myelin);
+    let detached: bool = option("detach", false);
+    if detached {
+        // A control: the same node with its programs' links removed, to tell the programs'
+        // cost from any other difference between the two topologies.
+        for pin in std::fs::read_dir(myelin.pin_dir().join("v1/links")).expect("link pins") {
+            std::fs::remove_file(pin.expect("link pin").path()).expect("remove a link pin");
+        }
+        println!("--detach true: Myelin's programs are detached, both sides should be equal");
+    }
+    let topologies = topologies.map(|t| Topology {
+        enforcing: t.enforcing && !detached,
+        ..t
+    });
     for t in &topologies {
         t.start_servers();
     }
@@ -77,7 +91,12 @@ fn main() {
         "{:<6} {:<12} {:<7} {:>16} {:>16} {:>7}",
         "round", "figure", "first", "plain", "myelin", "ratio"
     );
-    let mut figures: Vec<Series> = Figure::ALL.iter().map(|&f| Series::new(f)).collect();
+    let only: String = option("only", String::new());
+    let mut figures: Vec<Series> = Figure::ALL
+        .iter()
+        .filter(|f| only.is_empty() || only.split(',').any(|name| name == f.name()))
+        .map(|&f| Series::new(f))
+        .collect();
     for round in 0..rounds {
         let order: [usize; 2] = if round % 2 == 0 { [0, 1] } else { [1, 0] };
         for series in &mut figures {
@@ -326,8 +345,14 @@ impl Topology {
         let crr = in_netns(&self.server_netns, || {
             TcpListener::bind((Ipv4Addr::UNSPECIFIED, CRR_PORT)).expect("bind the crr server")
         });
-        std::thread::spawn(move || serve_ping_pong(&rr));
-        std::thread::spawn(move || serve_one_exchange(&crr));
+        std::thread::spawn(move || {
+            pin_to_cpu(SERVER_CPU);
+            serve_ping_pong(&rr);
+        });
+        std::thread::spawn(move || {
+            pin_to_cpu(SERVER_CPU);
+            serve_one_exchange(&crr);
+        });
     }
 
     fn addr(&self, port: u16) -> SocketAddrV4 {
@@ -360,7 +385,7 @@ impl Topology {
     fn iperf3(&self, seconds: f64) -> f64 {
         let out = Command::new("nsenter")
             .arg(format!("--net={}", self.client.display()))
-            .args(["--", "iperf3", "-J", "-c"])
+            .args(["--", "iperf3", "-J", "-A", &format!("{CLIENT_CPU},{SERVER_CPU}"), "-c"])
             .arg(self.server.to_string())
             .args(["-p", &IPERF_PORT.to_string(), "-t", &seconds.to_string()])
             .output()
@@ -384,6 +409,7 @@ impl Topology {
     fn request_response(&self, seconds: f64) -> f64 {
         let addr = self.addr(RR_PORT);
         in_netns(&self.client, || {
+            pin_to_cpu(CLIENT_CPU);
             let mut stream = TcpStream::connect(addr).expect("connect to the rr server");
             stream.set_nodelay(true).expect("TCP_NODELAY");
             let mut byte = [0u8; 1];
@@ -406,6 +432,7 @@ impl Topology {
     fn connect_request_response(&self, seconds: f64) -> f64 {
         let addr = self.addr(CRR_PORT);
         in_netns(&self.client, || {
+            pin_to_cpu(CLIENT_CPU);
             let mut byte = [0u8; 1];
             let start = Clock::now();
             let limit = Duration::from_secs_f64(seconds);
@@ -432,6 +459,18 @@ impl Topology {
 #[expect(clippy::cast_precision_loss, reason = "a count of requests in seconds")]
 fn per_second(done: u64, start: Clock) -> f64 {
     done as f64 / start.elapsed().as_secs_f64()
+}
+
+/// Client and server each on a CPU of their own, the same in both topologies: whether the two
+/// share a CPU changes request/response rates more than the datapath does.
+const CLIENT_CPU: usize = 0;
+const SERVER_CPU: usize = 1;
+
+/// Pins the calling thread (its softirq work on the way out follows it).
+fn pin_to_cpu(cpu: usize) {
+    let mut set = CpuSet::new();
+    set.set(cpu).expect("a CPU number within the set");
+    sched_setaffinity(Pid::from_raw(0), &set).expect("sched_setaffinity");
 }
 
 /// Answers each byte with a byte, one connection after the other.
