@@ -24,7 +24,7 @@ use std::fmt;
 use aya::maps::MapData;
 use aya::maps::lpm_trie::{Key, LpmTrie};
 
-use super::{Direction, POLICY, map_error, removed};
+use super::{Direction, POLICY, found, map_error, removed};
 use crate::Error;
 use crate::ports::{PortPrefix, port_range_to_prefixes};
 
@@ -303,6 +303,22 @@ impl Policy {
     /// Removes exactly this entry; `false` if there was none.
     pub fn remove(&mut self, key: &PolicyKey) -> Result<bool, Error> {
         removed(self.map.remove(&key.to_raw())).map_err(map_error(POLICY, "remove", key))
+    }
+
+    /// The entry the datapath's lookup of `key` hits: the longest prefix of it that is in the
+    /// map, so an L3-only or whole-protocol entry answers for a port. Lets a reader outside the
+    /// agent check that a change is enforced without walking the whole map.
+    pub fn lookup(&self, key: &PolicyKey) -> Result<Option<PolicyValue>, Error> {
+        let raw =
+            found(self.map.get(&key.to_raw(), 0)).map_err(map_error(POLICY, "lookup", key))?;
+        raw.map(|raw| {
+            PolicyValue::from_raw(raw).ok_or_else(|| Error::InvalidEntry {
+                map: POLICY,
+                key: key.to_string(),
+                problem: format!("verdict {}", raw.verdict),
+            })
+        })
+        .transpose()
     }
 
     /// Every entry, in the kernel's iteration order.

@@ -151,6 +151,42 @@ fn allowed_by_port_range() {
     assert_eq!(f.dp.policy().unwrap().iter().unwrap().len(), 3);
 }
 
+/// `Policy::lookup` answers as the datapath's lookup does: the longest prefix in the map.
+#[test]
+fn policy_lookup_is_longest_prefix() {
+    let f = setup(enforce_both());
+    for l4 in L4::port_range(L4::UDP, 8080, 8090).unwrap() {
+        allow(&f, Direction::Egress, ID_B, l4);
+    }
+    put(
+        &f,
+        Direction::Egress,
+        ID_B,
+        L4::Proto(L4::TCP),
+        PolicyValue::deny(),
+    );
+    let policy = f.dp.policy().unwrap();
+    let lookup = |l4| {
+        let key = PolicyKey {
+            endpoint_id: EP_A,
+            direction: Direction::Egress,
+            identity: ID_B,
+            l4,
+        };
+        policy.lookup(&key).unwrap().map(|v| v.verdict)
+    };
+    assert_eq!(lookup(L4::port(L4::UDP, 8086)), Some(Verdict::Allow));
+    assert_eq!(lookup(L4::port(L4::UDP, 8091)), None);
+    assert_eq!(lookup(L4::port(L4::TCP, 8086)), Some(Verdict::Deny));
+    let other_identity = PolicyKey {
+        endpoint_id: EP_A,
+        direction: Direction::Egress,
+        identity: ID_A,
+        l4: L4::port(L4::UDP, 8086),
+    };
+    assert_eq!(policy.lookup(&other_identity).unwrap(), None);
+}
+
 #[tokio::test(flavor = "current_thread")]
 async fn l3_deny_beats_a_port_allow() {
     let mut f = setup(enforce_both());

@@ -128,3 +128,80 @@ fn a_corrupt_state_file_names_the_line() {
     let message = reconcilers::error_chain(&err);
     assert!(message.contains("objects.jsonl:1:"), "{message}");
 }
+
+/// What a change writes: only the objects it changed, as journal lines.
+fn journal(dir: &TestDir) -> Vec<String> {
+    std::fs::read_to_string(dir.path().join("objects.jsonl"))
+        .expect("read the journal")
+        .lines()
+        .map(|line| {
+            line.strip_prefix(super::DELETE).map_or_else(
+                || {
+                    let value: serde_json::Value = serde_json::from_str(line).expect("json");
+                    format!("put {}", value["metadata"]["name"].as_str().unwrap_or(""))
+                },
+                |key| format!("delete {}", key.replace('\t', "/")),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn changes_append_to_the_journal_and_a_restart_replays_it() {
+    let dir = TestDir::new();
+    std::fs::create_dir_all(dir.path()).expect("create dir");
+    let objects = Objects::open(&Db::new(), dir.path()).expect("open");
+    objects
+        .apply(&manifest(&format!("{POD}---\n{POLICY}")))
+        .expect("apply");
+    objects.apply(&manifest(POD)).expect("unchanged");
+    objects.delete(&manifest(POLICY)).expect("delete");
+    objects.apply(&manifest(POLICY)).expect("apply again");
+    objects.delete(&manifest(POD)).expect("delete");
+    assert_eq!(
+        journal(&dir),
+        [
+            "put xwing",
+            "put rule1",
+            "delete CiliumNetworkPolicy/default/rule1",
+            "put rule1",
+            "delete Pod/default/xwing",
+        ]
+    );
+    let after = objects.all();
+    let reopened = Objects::open(&Db::new(), dir.path()).expect("reopen");
+    assert_eq!(reopened.all(), after);
+    assert_eq!(after.len(), 1);
+}
+
+#[test]
+fn a_torn_last_line_is_dropped_and_the_journal_rewritten() {
+    let dir = TestDir::new();
+    std::fs::create_dir_all(dir.path()).expect("create dir");
+    let objects = Objects::open(&Db::new(), dir.path()).expect("open");
+    objects.apply(&manifest(POD)).expect("apply");
+    let before = objects.all();
+    let path = dir.path().join("objects.jsonl");
+    let mut text = std::fs::read_to_string(&path).expect("read");
+    text.push_str("{\"apiVersion\":\"v1\",\"kind\":\"Po");
+    std::fs::write(&path, text).expect("tear");
+    let reopened = Objects::open(&Db::new(), dir.path()).expect("reopen");
+    assert_eq!(reopened.all(), before);
+    assert_eq!(journal(&dir), ["put xwing"]);
+}
+
+#[test]
+fn a_long_journal_is_rewritten_with_the_live_objects_only() {
+    let dir = TestDir::new();
+    std::fs::create_dir_all(dir.path()).expect("create dir");
+    let objects = Objects::open(&Db::new(), dir.path()).expect("open");
+    objects.apply(&manifest(POD)).expect("apply");
+    for _ in 0..super::SLACK_LINES {
+        objects.apply(&manifest(POLICY)).expect("apply");
+        objects.delete(&manifest(POLICY)).expect("delete");
+    }
+    let lines = journal(&dir).len();
+    assert!(lines <= super::SLACK_LINES + 3, "{lines} lines");
+    let reopened = Objects::open(&Db::new(), dir.path()).expect("reopen");
+    assert_eq!(reopened.all(), objects.all());
+}
