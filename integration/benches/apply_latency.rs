@@ -14,10 +14,16 @@
 #![expect(clippy::print_stdout, reason = "a bench binary prints its figures")]
 
 #[path = "support/node.rs"]
-#[allow(dead_code, reason = "shared with the datapath bench, which uses the rest")]
+#[allow(
+    dead_code,
+    reason = "shared with the datapath bench, which uses the rest"
+)]
 mod node;
 #[path = "support/stats.rs"]
-#[allow(dead_code, reason = "shared with the datapath bench, which uses the rest")]
+#[allow(
+    dead_code,
+    reason = "shared with the datapath bench, which uses the rest"
+)]
 mod stats;
 
 use std::collections::BTreeMap;
