@@ -3,9 +3,17 @@
 //! A steadier figure than end-to-end rates on a busy machine, for comparing two builds of the
 //! programs. Needs root: `cargo bench -p bpf --bench program_cost`.
 
-#![expect(clippy::print_stdout, reason = "a bench binary prints its figures")]
+#![expect(
+    clippy::print_stdout,
+    clippy::unwrap_used,
+    reason = "a bench binary prints its figures; the packet builder it shares with the program \
+              tests panics on impossible lengths"
+)]
 
-#[expect(dead_code, reason = "shared with the program tests, which use more of it")]
+#[expect(
+    dead_code,
+    reason = "shared with the program tests, which use more of it"
+)]
 #[path = "../tests/datapath/packets.rs"]
 mod packets;
 
@@ -51,8 +59,16 @@ fn main() {
         assert_eq!(run.verdict, TestRun::TC_ACT_OK, "{program:?} must pass");
         run
     };
-    run(&mut dp, Program::FromContainer, &tcp(POD_A, 40000, POD_B, 80, SYN));
-    run(&mut dp, Program::ToContainer, &tcp(POD_B, 40001, POD_A, 8080, SYN));
+    run(
+        &mut dp,
+        Program::FromContainer,
+        &tcp(POD_A, 40000, POD_B, 80, SYN),
+    );
+    run(
+        &mut dp,
+        Program::ToContainer,
+        &tcp(POD_B, 40001, POD_A, 8080, SYN),
+    );
     let cases: [(&str, Program, Vec<u8>); 4] = [
         (
             "established, egress",
@@ -131,7 +147,13 @@ fn setup(dp: &Datapath) {
     allow(&mut policy, EP_A, Direction::Ingress, ID_B, 8080);
     for endpoint in 1..=100 {
         for peer in 0..10 {
-            allow(&mut policy, endpoint, Direction::Ingress, 100_000 + peer, 8000 + 1);
+            allow(
+                &mut policy,
+                endpoint,
+                Direction::Ingress,
+                100_000 + peer,
+                8000 + 1,
+            );
         }
     }
 }

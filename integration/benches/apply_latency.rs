@@ -22,7 +22,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::{BufRead as _, BufReader, Write as _};
 use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -30,7 +30,7 @@ use bpf::{Datapath, Direction, L4, Policy, PolicyKey, Verdict};
 use schema::agent_api::{self, Manifest, Request, Response};
 
 use node::{Node, Scratch, bin_dir};
-use stats::{Clock, machine, option, quantile};
+use stats::{Clock, machine, median, option, quantile};
 
 /// How long one change may take before the benchmark gives up on it.
 const GIVE_UP: Duration = Duration::from_secs(30);
@@ -57,6 +57,13 @@ fn main() {
         start.elapsed().as_secs_f64(),
         node.run_dir().join("logs").display()
     );
+    assert_eq!(node.pods.len(), local, "myelin up started every pod");
+    let first = node.pod("default/local-0");
+    println!(
+        "local pods from {} ({}), all enforcing ingress",
+        first.ipv4,
+        first.netns.display()
+    );
     let socket = node.run_dir().join("agent.sock");
 
     let start = Clock::now();
@@ -82,10 +89,7 @@ fn main() {
         Response::Status(status) => status.identities,
         other => panic!("status: {other:?}"),
     };
-    println!(
-        "agent: {total} identities, {} endpoints",
-        endpoints.len()
-    );
+    println!("agent: {total} identities, {} endpoints", endpoints.len());
 
     let datapath = Datapath::open(node.pin_dir()).expect("open the pinned datapath");
     let policy = datapath.policy().expect("the pinned policy map");
@@ -124,9 +128,17 @@ fn main() {
 
     println!();
     report("agent API, until in the kernel map", &api, |t| t.map);
-    report("agent API, until the agent answers (wait: true)", &api, |t| t.answer);
-    report("`myelin apply -f`, until in the kernel map", &cli, |t| t.map);
-    report("`myelin apply -f`, until the command exits", &cli, |t| t.answer);
+    report(
+        "agent API, until the agent answers (wait: true)",
+        &api,
+        |t| t.answer,
+    );
+    report("`myelin apply -f`, until in the kernel map", &cli, |t| {
+        t.map
+    });
+    report("`myelin apply -f`, until the command exits", &cli, |t| {
+        t.answer
+    });
     println!("goal (issue 4): p50 < 10 ms and p99 < 100 ms until in the kernel map");
     println!();
     println!("per apply, agent API, ms until in the kernel map:");
@@ -154,7 +166,7 @@ fn report(what: &str, timings: &[Timing], pick: impl Fn(&Timing) -> Duration) {
     println!(
         "{what} ({} applies): p50 {:.2} ms  p90 {:.2} ms  p99 {:.2} ms  max {:.2} ms",
         ms.len(),
-        quantile(&ms, 0.5),
+        median(&ms),
         quantile(&ms, 0.9),
         quantile(&ms, 0.99),
         quantile(&ms, 1.0)
@@ -207,7 +219,11 @@ fn cli_apply(node: &Node, file: &Path, policy: &Policy, keys: &[PolicyKey]) -> T
     let map = wait_in_map(policy, keys, start);
     let status = child.wait().expect("wait for myelin apply");
     let answer = start.elapsed();
-    assert!(status.success(), "myelin apply -f {}: {status}", file.display());
+    assert!(
+        status.success(),
+        "myelin apply -f {}: {status}",
+        file.display()
+    );
     Timing { map, answer }
 }
 

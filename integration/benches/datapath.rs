@@ -50,10 +50,7 @@ fn main() {
     let dir = Scratch::new(&format!("{tag}-manifests"));
     std::fs::write(dir.0.join("pods.yaml"), MANIFESTS).expect("write manifests");
     let myelin = Node::up(&dir.0, &format!("{tag}m"));
-    let topologies = [
-        Topology::plain(&plain),
-        Topology::myelin(&myelin),
-    ];
+    let topologies = [Topology::plain(&plain), Topology::myelin(&myelin)];
     check_enforcing(&myelin);
     let detached: bool = option("detach", false);
     if detached {
@@ -118,10 +115,12 @@ fn main() {
         }
     }
     println!();
-    println!("summary: medians over {rounds} rounds; ratio = myelin/plain of the medians; per-round ratios min/median/max");
     println!(
-        "{:<12} {:>16} {:>16} {:>7}   {}",
-        "figure", "plain", "myelin", "ratio", "per-round ratio"
+        "summary: medians over {rounds} rounds; ratio = myelin/plain of the medians; per-round ratios min/median/max"
+    );
+    println!(
+        "{:<12} {:>16} {:>16} {:>7}   per-round ratio",
+        "figure", "plain", "myelin", "ratio"
     );
     for series in &figures {
         let (plain, myelin) = (median(&series.plain), median(&series.myelin));
@@ -245,7 +244,10 @@ fn check_enforcing(node: &Node) {
     let links = std::fs::read_dir(node.pin_dir().join("v1/links"))
         .expect("the node's link pins")
         .count();
-    assert!(links >= 4, "expected both programs on both host veths, found {links} link pins");
+    assert!(
+        links >= 4,
+        "expected both programs on both host veths, found {links} link pins"
+    );
 }
 
 #[derive(Clone, Copy)]
@@ -385,7 +387,14 @@ impl Topology {
     fn iperf3(&self, seconds: f64) -> f64 {
         let out = Command::new("nsenter")
             .arg(format!("--net={}", self.client.display()))
-            .args(["--", "iperf3", "-J", "-A", &format!("{CLIENT_CPU},{SERVER_CPU}"), "-c"])
+            .args([
+                "--",
+                "iperf3",
+                "-J",
+                "-A",
+                &format!("{CLIENT_CPU},{SERVER_CPU}"),
+                "-c",
+            ])
             .arg(self.server.to_string())
             .args(["-p", &IPERF_PORT.to_string(), "-t", &seconds.to_string()])
             .output()
@@ -420,7 +429,7 @@ impl Topology {
                 stream.write_all(&[1]).expect("rr request");
                 stream.read_exact(&mut byte).expect("rr answer");
                 done += 1;
-                if done % 256 == 0 && start.elapsed() >= limit {
+                if done.is_multiple_of(256) && start.elapsed() >= limit {
                     break;
                 }
             }
@@ -447,7 +456,7 @@ impl Topology {
                 let eof = stream.read(&mut byte).expect("crr close");
                 assert_eq!(eof, 0, "the crr server closes after one answer");
                 done += 1;
-                if done % 16 == 0 && start.elapsed() >= limit {
+                if done.is_multiple_of(16) && start.elapsed() >= limit {
                     break;
                 }
             }
@@ -575,9 +584,21 @@ impl Plain {
         sysctl(&node, &format!("net.ipv4.neigh.{host}.proxy_delay=0"));
         ip(&["-n", &node, "link", "set", &host, "up"]);
         ip(&["-n", &pod, "link", "set", "eth0", "up"]);
-        ip(&["-n", &pod, "address", "add", &format!("{address}/32"), "dev", "eth0"]);
-        ip(&["-n", &pod, "route", "add", GATEWAY, "dev", "eth0", "scope", "link"]);
-        ip(&["-n", &pod, "route", "add", "default", "via", GATEWAY, "dev", "eth0"]);
+        ip(&[
+            "-n",
+            &pod,
+            "address",
+            "add",
+            &format!("{address}/32"),
+            "dev",
+            "eth0",
+        ]);
+        ip(&[
+            "-n", &pod, "route", "add", GATEWAY, "dev", "eth0", "scope", "link",
+        ]);
+        ip(&[
+            "-n", &pod, "route", "add", "default", "via", GATEWAY, "dev", "eth0",
+        ]);
         let link = ip(&["-n", &node, "-o", "link", "show", "dev", &host]);
         let mac = link
             .split_whitespace()
@@ -586,10 +607,27 @@ impl Plain {
             .unwrap_or_else(|| panic!("no mac for {host} in {link}"))
             .to_owned();
         ip(&[
-            "-n", &pod, "neigh", "add", GATEWAY, "lladdr", &mac, "dev", "eth0", "nud",
+            "-n",
+            &pod,
+            "neigh",
+            "add",
+            GATEWAY,
+            "lladdr",
+            &mac,
+            "dev",
+            "eth0",
+            "nud",
             "permanent",
         ]);
-        ip(&["-n", &node, "route", "add", &format!("{address}/32"), "dev", &host]);
+        ip(&[
+            "-n",
+            &node,
+            "route",
+            "add",
+            &format!("{address}/32"),
+            "dev",
+            &host,
+        ]);
     }
 }
 

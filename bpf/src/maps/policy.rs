@@ -291,7 +291,10 @@ pub struct Policy {
 }
 
 impl Policy {
-    pub(crate) fn new(map: LpmTrie<MapData, PolicyKeyData, PolicyValueRaw>, epoch: Epoch) -> Policy {
+    pub(crate) fn new(
+        map: LpmTrie<MapData, PolicyKeyData, PolicyValueRaw>,
+        epoch: Epoch,
+    ) -> Policy {
         Policy { map, epoch }
     }
 
@@ -317,7 +320,8 @@ impl Policy {
     /// map, so an L3-only or whole-protocol entry answers for a port. Lets a reader outside the
     /// agent check that a change is enforced without walking the whole map.
     pub fn lookup(&self, key: &PolicyKey) -> Result<Option<PolicyValue>, Error> {
-        let raw = found(self.map.get(&key.to_raw(), 0)).map_err(map_error(POLICY, "lookup", key))?;
+        let raw =
+            found(self.map.get(&key.to_raw(), 0)).map_err(map_error(POLICY, "lookup", key))?;
         raw.map(|raw| {
             PolicyValue::from_raw(raw).ok_or_else(|| Error::InvalidEntry {
                 map: POLICY,

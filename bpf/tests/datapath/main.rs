@@ -158,7 +158,13 @@ fn policy_lookup_is_longest_prefix() {
     for l4 in L4::port_range(L4::UDP, 8080, 8090).unwrap() {
         allow(&f, Direction::Egress, ID_B, l4);
     }
-    put(&f, Direction::Egress, ID_B, L4::Proto(L4::TCP), PolicyValue::deny());
+    put(
+        &f,
+        Direction::Egress,
+        ID_B,
+        L4::Proto(L4::TCP),
+        PolicyValue::deny(),
+    );
     let policy = f.dp.policy().unwrap();
     let lookup = |l4| {
         let key = PolicyKey {
@@ -299,7 +305,11 @@ fn established_connections_decide_again_after_any_map_write() {
     let first = recorded(&f);
     assert_ne!(first, 0, "the allow is recorded");
     assert_eq!(egress(&mut f, &tcp(POD_A, 40000, POD_B, 80, ACK)), OK);
-    assert_eq!(recorded(&f), first, "nothing changed, nothing decided again");
+    assert_eq!(
+        recorded(&f),
+        first,
+        "nothing changed, nothing decided again"
+    );
 
     let allow_80 = PolicyKey {
         endpoint_id: EP_A,

@@ -46,6 +46,9 @@ pub(crate) fn machine() -> String {
     format!(
         "linux {}, {cpus} CPUs, load average {}",
         kernel.trim(),
-        load.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+        load.split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" ")
     )
 }

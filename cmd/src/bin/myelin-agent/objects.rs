@@ -100,7 +100,9 @@ impl Objects {
                 let (Some(kind), Some(namespace), Some(name), None) =
                     (parts.next(), parts.next(), parts.next(), parts.next())
                 else {
-                    return Err(invalid("a delete names kind, namespace and name".to_owned()));
+                    return Err(invalid(
+                        "a delete names kind, namespace and name".to_owned(),
+                    ));
                 };
                 if let Some(old) = txn.get(&table, &OBJECT_KEY, &(kind, namespace, name)) {
                     let old = Arc::clone(&old.object);
