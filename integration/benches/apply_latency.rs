@@ -8,8 +8,8 @@
 //! Two series: the agent API directly (the request `myelin apply` sends), and the `myelin
 //! apply -f` command as a user runs it (process start included).
 //!
-//! Needs root and the release binaries: `cargo build --release --bins && cargo bench -p
-//! integration --bench apply_latency [-- --applies 300 --cli-applies 50]`.
+//! Needs root and the bench-profile binaries: `cargo build --profile bench --bins`, then
+//! `cargo bench -p integration --bench apply_latency [-- --applies 300 --cli-applies 50]`.
 
 #![expect(clippy::print_stdout, reason = "a bench binary prints its figures")]
 
