@@ -18,6 +18,7 @@ use crate::events::EventReader;
 use crate::maps::config::{self, TraceMode};
 use crate::maps::conntrack::Conntrack;
 use crate::maps::endpoints::Endpoints;
+use crate::maps::epoch::Epoch;
 use crate::maps::ipcache::Ipcache;
 use crate::maps::policy::Policy;
 use crate::maps::{self as names, map_error, open_pinned};
@@ -162,25 +163,32 @@ impl Datapath {
 
     pub fn ipcache(&self) -> Result<Ipcache, Error> {
         open_pinned::<LpmTrie<_, _, _>>(&self.maps_dir(), names::IPCACHE)
-            .map(|map| Ipcache::new(map, names::IPCACHE))
+            .and_then(|map| Ok(Ipcache::new(map, names::IPCACHE, self.epoch()?)))
     }
 
     /// The NetworkPolicy `ipBlock` identities (see [`crate::maps::ipcache`]).
     pub fn ipblock(&self) -> Result<Ipcache, Error> {
         open_pinned::<LpmTrie<_, _, _>>(&self.maps_dir(), names::IPBLOCK)
-            .map(|map| Ipcache::new(map, names::IPBLOCK))
+            .and_then(|map| Ok(Ipcache::new(map, names::IPBLOCK, self.epoch()?)))
     }
 
     pub fn endpoints(&self) -> Result<Endpoints, Error> {
-        open_pinned::<HashMap<_, _, _>>(&self.maps_dir(), names::ENDPOINTS).map(Endpoints::new)
+        let map = open_pinned::<HashMap<_, _, _>>(&self.maps_dir(), names::ENDPOINTS)?;
+        Ok(Endpoints::new(map, self.epoch()?))
     }
 
     pub fn policy(&self) -> Result<Policy, Error> {
-        open_pinned::<LpmTrie<_, _, _>>(&self.maps_dir(), names::POLICY).map(Policy::new)
+        let map = open_pinned::<LpmTrie<_, _, _>>(&self.maps_dir(), names::POLICY)?;
+        Ok(Policy::new(map, self.epoch()?))
     }
 
     pub fn conntrack(&self) -> Result<Conntrack, Error> {
         open_pinned::<HashMap<_, _, _>>(&self.maps_dir(), names::CONNTRACK).map(Conntrack::new)
+    }
+
+    /// Each writing handle bumps the policy epoch through a descriptor of its own.
+    fn epoch(&self) -> Result<Epoch, Error> {
+        open_pinned::<Array<_, _>>(&self.maps_dir(), names::POLICY_EPOCH).map(Epoch::new)
     }
 
     /// The ring buffer's reader; call inside a tokio runtime. There must be one reader only.

@@ -15,6 +15,7 @@ use crate::Error;
 pub mod config;
 pub mod conntrack;
 pub mod endpoints;
+pub(crate) mod epoch;
 pub mod ipcache;
 pub mod policy;
 
@@ -25,15 +26,17 @@ pub(crate) const ENDPOINTS: &str = "endpoints";
 pub(crate) const POLICY: &str = "policy";
 pub(crate) const CONNTRACK: &str = "conntrack";
 pub(crate) const CONFIG: &str = "config";
+pub(crate) const POLICY_EPOCH: &str = "policy_epoch";
 pub(crate) const EVENTS: &str = "events";
 pub(crate) const EVENTS_LOST: &str = "events_lost";
-pub(crate) const ALL: [&str; 8] = [
+pub(crate) const ALL: [&str; 9] = [
     IPCACHE,
     IPBLOCK,
     ENDPOINTS,
     POLICY,
     CONNTRACK,
     CONFIG,
+    POLICY_EPOCH,
     EVENTS,
     EVENTS_LOST,
 ];

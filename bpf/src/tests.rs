@@ -105,7 +105,8 @@ fn rust_layout() -> String {
             proxy_port,
             tcp_flags_fwd,
             tcp_flags_rev,
-            flags
+            flags,
+            epoch
         ]
     );
     layout!(out, "datapath_config", DatapathConfig, [trace_mode]);

@@ -8,8 +8,8 @@
 //! Two series: the agent API directly (the request `myelin apply` sends), and the `myelin
 //! apply -f` command as a user runs it (process start included).
 //!
-//! Needs root and the release binaries: `cargo build --release --bins && cargo bench -p
-//! integration --bench apply_latency [-- --applies 300 --cli-applies 50]`.
+//! Needs root and the bench-profile binaries: `cargo build --profile bench --bins`, then
+//! `cargo bench -p integration --bench apply_latency [-- --applies 300 --cli-applies 50]`.
 
 #![expect(clippy::print_stdout, reason = "a bench binary prints its figures")]
 
@@ -38,7 +38,7 @@ use bpf::{Datapath, Direction, L4, Policy, PolicyKey, Verdict};
 use schema::agent_api::{self, Manifest, Request, Response};
 
 use node::{Node, Scratch, bin_dir};
-use stats::{Clock, machine, option, quantile};
+use stats::{Clock, machine, median, option, quantile};
 
 /// How long one change may take before the benchmark gives up on it.
 const GIVE_UP: Duration = Duration::from_secs(30);
@@ -64,6 +64,13 @@ fn main() {
         "myelin up with {local} pods: {:.1} s (agent logs in {})",
         start.elapsed().as_secs_f64(),
         node.run_dir().join("logs").display()
+    );
+    assert_eq!(node.pods.len(), local, "myelin up started every pod");
+    let first = node.pod("default/local-0");
+    println!(
+        "local pods from {} ({}), all enforcing ingress",
+        first.ipv4,
+        first.netns.display()
     );
     let socket = node.run_dir().join("agent.sock");
 
@@ -168,7 +175,7 @@ fn report(what: &str, timings: &[Timing], pick: impl Fn(&Timing) -> Duration) {
     println!(
         "{what} ({} applies): p50 {:.2} ms  p90 {:.2} ms  p99 {:.2} ms  max {:.2} ms",
         ms.len(),
-        quantile(&ms, 0.5),
+        median(&ms),
         quantile(&ms, 0.9),
         quantile(&ms, 0.99),
         quantile(&ms, 1.0)

@@ -7,9 +7,11 @@
 //! request/response rate (1-byte ping-pong on one TCP connection) and new connections per
 //! second (connect, 1-byte exchange, close), each with the ratio Myelin/plain.
 //!
-//! Needs root and the release binaries: `cargo build --release --bins && cargo bench -p
-//! integration --bench datapath [-- --rounds 5 --seconds 3 --only throughput,req/resp,new-conn]`. Everything it makes (namespaces,
-//! links, pins, processes) is removed when it ends, also on a panic.
+//! Needs root and the bench-profile binaries: `cargo build --profile bench --bins`, then
+//! `cargo bench -p integration --bench datapath [-- --rounds 5 --seconds 3 --only
+//! throughput,req/resp,new-conn --detach true]` (`--detach` removes Myelin's programs: a control
+//! run whose ratios should be 1). Everything it makes (namespaces, links, pins, processes) is
+//! removed when it ends, also on a panic.
 
 #![expect(clippy::print_stdout, reason = "a bench binary prints its figures")]
 

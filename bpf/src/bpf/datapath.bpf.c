@@ -81,6 +81,13 @@ struct {
 } config SEC(".maps");
 
 struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} policy_epoch SEC(".maps");
+
+struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 1024 * 1024);
 } events SEC(".maps");
@@ -119,12 +126,28 @@ struct ctx {
 	__u32 cookie;
 };
 
+/*
+ * Copies `len` bytes at `off` of the packet: straight from the linear data when it holds them
+ * (no helper call: what nearly every packet takes), else through bpf_skb_load_bytes.
+ */
+static __always_inline int load(struct __sk_buff *skb, __u32 off, void *to, __u32 len)
+{
+	void *data = (void *)(long)skb->data;
+	void *data_end = (void *)(long)skb->data_end;
+
+	if (off <= 64 && data + off + len <= data_end) {
+		__builtin_memcpy(to, data + off, len);
+		return 0;
+	}
+	return bpf_skb_load_bytes(skb, off, to, len);
+}
+
 static __always_inline int parse(struct __sk_buff *skb, struct pkt *p)
 {
 	struct iphdr ip;
 	__u32 off;
 
-	if (bpf_skb_load_bytes(skb, ETH_HLEN, &ip, sizeof(ip)) < 0)
+	if (load(skb, ETH_HLEN, &ip, sizeof(ip)) < 0)
 		return -1;
 	if (ip.version != 4 || ip.ihl < 5)
 		return -1;
@@ -140,7 +163,7 @@ static __always_inline int parse(struct __sk_buff *skb, struct pkt *p)
 	case IPPROTO_TCP: {
 		__u8 tcp[14];
 
-		if (bpf_skb_load_bytes(skb, off, tcp, sizeof(tcp)) < 0)
+		if (load(skb, off, tcp, sizeof(tcp)) < 0)
 			return -1;
 		p->sport = (tcp[0] << 8) | tcp[1];
 		p->dport = (tcp[2] << 8) | tcp[3];
@@ -153,7 +176,7 @@ static __always_inline int parse(struct __sk_buff *skb, struct pkt *p)
 	case IPPROTO_UDP: {
 		__u8 udp[4];
 
-		if (bpf_skb_load_bytes(skb, off, udp, sizeof(udp)) < 0)
+		if (load(skb, off, udp, sizeof(udp)) < 0)
 			return -1;
 		p->sport = (udp[0] << 8) | udp[1];
 		p->dport = (udp[2] << 8) | udp[3];
@@ -166,7 +189,7 @@ static __always_inline int parse(struct __sk_buff *skb, struct pkt *p)
 		__u8 icmp[8];
 		__u16 id;
 
-		if (bpf_skb_load_bytes(skb, off, icmp, sizeof(icmp)) < 0)
+		if (load(skb, off, icmp, sizeof(icmp)) < 0)
 			return -1;
 		id = (icmp[4] << 8) | icmp[5];
 		/* The echo id plays the port: the request's tuple reversed is the reply's. */
@@ -345,7 +368,7 @@ static __always_inline void policy_check(struct ctx *c, __u32 peer_addr)
 static __always_inline void ct_account(struct ct_entry *e, int forward, struct __sk_buff *skb,
 				       __u8 tcp_flags)
 {
-	e->last_seen_ns = bpf_ktime_get_ns();
+	e->last_seen_ns = bpf_ktime_get_coarse_ns();
 	if (forward) {
 		__sync_fetch_and_add(&e->packets_fwd, 1);
 		__sync_fetch_and_add(&e->bytes_fwd, skb->len);
@@ -361,6 +384,14 @@ static __always_inline void ct_account(struct ct_entry *e, int forward, struct _
 		e->flags |= CT_F_CLOSING;
 }
 
+static __always_inline __u32 read_epoch(void)
+{
+	__u32 zero = 0;
+	__u32 *epoch = bpf_map_lookup_elem(&policy_epoch, &zero);
+
+	return epoch ? *(volatile __u32 *)epoch : 0;
+}
+
 static __always_inline int handle(struct __sk_buff *skb, __u8 dir)
 {
 	struct ctx c = { .dir = dir };
@@ -369,12 +400,14 @@ static __always_inline int handle(struct __sk_buff *skb, __u8 dir)
 	struct ipcache_value *ipv;
 	struct ct_key fwd, rev;
 	struct ct_entry *entry;
-	__u32 ep_addr, peer_addr;
+	__u32 ep_addr, peer_addr, epoch;
 	__u16 flag;
 	int trace;
 
 	if (skb->protocol != bpf_htons(ETH_P_IP))
 		return TC_ACT_OK;
+	/* Before any lookup: a decision recorded under this epoch has seen its writes. */
+	epoch = read_epoch();
 	if (parse(skb, &c.p) < 0)
 		return drop(skb, &c, DROP_INVALID_PACKET);
 
@@ -388,11 +421,6 @@ static __always_inline int handle(struct __sk_buff *skb, __u8 dir)
 	c.endpoint_id = ep->endpoint_id;
 	c.endpoint_identity = ep->identity;
 	flag = dir == DIR_EGRESS ? ENDPOINT_F_ENFORCE_EGRESS : ENDPOINT_F_ENFORCE_INGRESS;
-
-	ipk.prefixlen = 32;
-	ipk.addr = peer_addr;
-	ipv = bpf_map_lookup_elem(&ipcache, &ipk);
-	c.peer_identity = ipv ? ipv->identity : IDENTITY_WORLD;
 
 	fwd = (struct ct_key){
 		.saddr = c.p.saddr,
@@ -419,6 +447,20 @@ static __always_inline int handle(struct __sk_buff *skb, __u8 dir)
 		c.ct_state = entry ? CT_STATE_REPLY : CT_STATE_NEW;
 	}
 
+	/*
+	 * The peer's identity only matters to a policy decision and to events: replies and
+	 * forward packets whose allow still holds take it from their conntrack entry and skip
+	 * the ipcache's trie walk.
+	 */
+	if (entry && (c.ct_state == CT_STATE_REPLY || (epoch && entry->epoch == epoch))) {
+		c.peer_identity = entry->peer_identity;
+	} else {
+		ipk.prefixlen = 32;
+		ipk.addr = peer_addr;
+		ipv = bpf_map_lookup_elem(&ipcache, &ipk);
+		c.peer_identity = ipv ? ipv->identity : IDENTITY_WORLD;
+	}
+
 	/* Decided once: nothing below changes the conntrack state or the flags it depends on. */
 	trace = want_trace(&c);
 	if (dir == DIR_EGRESS && trace)
@@ -428,6 +470,10 @@ static __always_inline int handle(struct __sk_buff *skb, __u8 dir)
 		/* Replies of a connection this endpoint's policy let in or out need no lookup. */
 		if (entry)
 			ct_account(entry, 0, skb, c.p.tcp_flags);
+	} else if (entry && epoch && entry->epoch == epoch) {
+		/* No map changed since this connection was last allowed: the same allow holds. */
+		c.proxy_port = entry->proxy_port;
+		c.verdict = c.proxy_port ? VERDICT_REDIRECT : VERDICT_ALLOW;
 	} else if (ep->flags & flag) {
 		policy_check(&c, peer_addr);
 		if (c.ct_state == CT_STATE_NEW)
@@ -442,19 +488,26 @@ static __always_inline int handle(struct __sk_buff *skb, __u8 dir)
 		struct ct_entry fresh = {};
 		long err;
 
-		fresh.created_ns = bpf_ktime_get_ns();
+		fresh.created_ns = bpf_ktime_get_coarse_ns();
 		fresh.last_seen_ns = fresh.created_ns;
 		fresh.packets_fwd = 1;
 		fresh.bytes_fwd = skb->len;
 		fresh.peer_identity = c.peer_identity;
 		fresh.proxy_port = c.proxy_port;
 		fresh.tcp_flags_fwd = c.p.tcp_flags;
+		fresh.epoch = epoch;
 		if (c.p.tcp_flags & (TCP_FIN | TCP_RST))
 			fresh.flags = CT_F_CLOSING;
 		err = bpf_map_update_elem(&conntrack, &fwd, &fresh, BPF_NOEXIST);
 		if (err && err != -17 /* EEXIST: a racing packet of the same flow */)
 			return drop(skb, &c, DROP_CT_MAP_INSERTION_FAILED);
 	} else if (c.ct_state == CT_STATE_ESTABLISHED && entry) {
+		if (entry->epoch != epoch) {
+			/* Decided again and allowed: record it under the epoch read before. */
+			entry->peer_identity = c.peer_identity;
+			entry->proxy_port = c.proxy_port;
+			entry->epoch = epoch;
+		}
 		ct_account(entry, 1, skb, c.p.tcp_flags);
 	}
 

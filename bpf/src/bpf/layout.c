@@ -57,6 +57,7 @@ int main(void)
 	F(ct_entry, tcp_flags_fwd);
 	F(ct_entry, tcp_flags_rev);
 	F(ct_entry, flags);
+	F(ct_entry, epoch);
 	S(datapath_config);
 	F(datapath_config, trace_mode);
 	S(event_header);

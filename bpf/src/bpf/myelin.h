@@ -96,19 +96,27 @@ struct ct_key {
 #define CT_F_CLOSING (1 << 1) /* FIN or RST seen */
 
 struct ct_entry {
-	__u64 created_ns; /* bpf_ktime_get_ns */
+	__u64 created_ns; /* bpf_ktime_get_coarse_ns: CLOCK_MONOTONIC at tick resolution, cheap */
 	__u64 last_seen_ns;
 	__u64 packets_fwd;
 	__u64 bytes_fwd;
 	__u64 packets_rev;
 	__u64 bytes_rev;
-	__u32 peer_identity; /* at creation */
-	__u16 proxy_port;    /* host byte order; 0 = not redirected */
+	__u32 peer_identity; /* as of the last policy decision */
+	__u16 proxy_port;    /* host byte order; 0 = not redirected (as of that decision) */
 	__u8 tcp_flags_fwd;  /* union of flags seen from the initiator */
 	__u8 tcp_flags_rev;  /* ... and from the responder */
 	__u8 flags;          /* CT_F_* */
-	__u8 pad[7];
+	__u8 pad[3];
+	__u32 epoch;         /* the policy epoch of the last allow; 0 = decide again */
 };
+
+/* ---- policy epoch: array of one __u32 ----
+ * Userspace bumps it (never to 0) after every write to ipcache, ipblock, endpoints or policy.
+ * A connection's forward packets reuse the allow recorded in its conntrack entry while the
+ * entry's epoch equals this one; any map change makes every connection decide again. A program
+ * reads the epoch before its lookups, so a decision can only be recorded under an epoch whose
+ * writes it has seen. */
 
 /* ---- datapath configuration: array of one ---- */
 #define TRACE_AGGREGATE 0 /* traces for new connections and for packets with new TCP flags */

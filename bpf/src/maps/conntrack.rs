@@ -88,7 +88,8 @@ impl fmt::Display for CtKey {
 // layout test).
 unsafe impl aya::Pod for CtKey {}
 
-/// `struct ct_entry`. Times are `bpf_ktime_get_ns` (CLOCK_MONOTONIC).
+/// `struct ct_entry`. Times are `bpf_ktime_get_coarse_ns` (CLOCK_MONOTONIC_COARSE: a tick
+/// resolution, and no clock read per packet).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct CtEntry {
@@ -100,16 +101,18 @@ pub struct CtEntry {
     /// Packets and bytes of replies.
     pub packets_rev: u64,
     pub bytes_rev: u64,
-    /// The peer's identity when the connection was created.
+    /// The peer's identity as of the last policy decision.
     pub peer_identity: u32,
-    /// The proxy the connection was redirected to; 0 if none.
+    /// The proxy the connection was redirected to (as of that decision); 0 if none.
     pub proxy_port: u16,
     /// Union of the TCP flags seen from the initiator and from the responder.
     pub tcp_flags_fwd: u8,
     pub tcp_flags_rev: u8,
     /// [`CtEntry::REPLY_SEEN`], [`CtEntry::CLOSING`].
     pub flags: u8,
-    pub(crate) pad: [u8; 7],
+    pub(crate) pad: [u8; 3],
+    /// The policy epoch the last allow was decided under; 0 = decide again.
+    pub epoch: u32,
 }
 
 impl CtEntry {

@@ -6,6 +6,7 @@ use std::net::Ipv4Addr;
 
 use aya::maps::{HashMap, MapData};
 
+use super::epoch::Epoch;
 use super::{ENDPOINTS, found, map_error, removed};
 use crate::Error;
 
@@ -58,23 +59,30 @@ unsafe impl aya::Pod for EndpointInfo {}
 #[derive(Debug)]
 pub struct Endpoints {
     map: HashMap<MapData, [u8; 4], EndpointInfo>,
+    epoch: Epoch,
 }
 
 impl Endpoints {
-    pub(crate) fn new(map: HashMap<MapData, [u8; 4], EndpointInfo>) -> Endpoints {
-        Endpoints { map }
+    pub(crate) fn new(map: HashMap<MapData, [u8; 4], EndpointInfo>, epoch: Epoch) -> Endpoints {
+        Endpoints { map, epoch }
     }
 
     /// Inserts or replaces the endpoint at `addr`.
     pub fn insert(&mut self, addr: Ipv4Addr, info: &EndpointInfo) -> Result<(), Error> {
         self.map
             .insert(addr.octets(), info, 0)
-            .map_err(map_error(ENDPOINTS, "insert", addr))
+            .map_err(map_error(ENDPOINTS, "insert", addr))?;
+        self.epoch.bump()
     }
 
     /// Removes the endpoint at `addr`; `false` if there was none.
     pub fn remove(&mut self, addr: Ipv4Addr) -> Result<bool, Error> {
-        removed(self.map.remove(&addr.octets())).map_err(map_error(ENDPOINTS, "remove", addr))
+        let removed = removed(self.map.remove(&addr.octets()))
+            .map_err(map_error(ENDPOINTS, "remove", addr))?;
+        if removed {
+            self.epoch.bump()?;
+        }
+        Ok(removed)
     }
 
     pub fn get(&self, addr: Ipv4Addr) -> Result<Option<EndpointInfo>, Error> {

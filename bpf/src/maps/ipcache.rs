@@ -11,6 +11,7 @@ use std::net::Ipv4Addr;
 use aya::maps::MapData;
 use aya::maps::lpm_trie::{Key, LpmTrie};
 
+use super::epoch::Epoch;
 use super::{Ipv4Prefix, found, map_error, removed};
 use crate::Error;
 
@@ -50,11 +51,16 @@ unsafe impl aya::Pod for IpcacheValue {}
 pub struct Ipcache {
     map: LpmTrie<MapData, [u8; 4], IpcacheValue>,
     name: &'static str,
+    epoch: Epoch,
 }
 
 impl Ipcache {
-    pub(crate) fn new(map: LpmTrie<MapData, [u8; 4], IpcacheValue>, name: &'static str) -> Ipcache {
-        Ipcache { map, name }
+    pub(crate) fn new(
+        map: LpmTrie<MapData, [u8; 4], IpcacheValue>,
+        name: &'static str,
+        epoch: Epoch,
+    ) -> Ipcache {
+        Ipcache { map, name, epoch }
     }
 
     /// `ipcache` or `ipblock`.
@@ -66,12 +72,18 @@ impl Ipcache {
     pub fn insert(&mut self, prefix: Ipv4Prefix, value: &IpcacheValue) -> Result<(), Error> {
         self.map
             .insert(&key(prefix), value, 0)
-            .map_err(map_error(self.name, "insert", prefix))
+            .map_err(map_error(self.name, "insert", prefix))?;
+        self.epoch.bump()
     }
 
     /// Removes the entry for exactly `prefix`; `false` if there was none.
     pub fn remove(&mut self, prefix: Ipv4Prefix) -> Result<bool, Error> {
-        removed(self.map.remove(&key(prefix))).map_err(map_error(self.name, "remove", prefix))
+        let removed = removed(self.map.remove(&key(prefix)))
+            .map_err(map_error(self.name, "remove", prefix))?;
+        if removed {
+            self.epoch.bump()?;
+        }
+        Ok(removed)
     }
 
     /// The entry the datapath would use for `addr` (longest prefix match).

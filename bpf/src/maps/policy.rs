@@ -24,6 +24,7 @@ use std::fmt;
 use aya::maps::MapData;
 use aya::maps::lpm_trie::{Key, LpmTrie};
 
+use super::epoch::Epoch;
 use super::{Direction, POLICY, found, map_error, removed};
 use crate::Error;
 use crate::ports::{PortPrefix, port_range_to_prefixes};
@@ -286,23 +287,33 @@ impl PolicyValue {
 #[derive(Debug)]
 pub struct Policy {
     map: LpmTrie<MapData, PolicyKeyData, PolicyValueRaw>,
+    epoch: Epoch,
 }
 
 impl Policy {
-    pub(crate) fn new(map: LpmTrie<MapData, PolicyKeyData, PolicyValueRaw>) -> Policy {
-        Policy { map }
+    pub(crate) fn new(
+        map: LpmTrie<MapData, PolicyKeyData, PolicyValueRaw>,
+        epoch: Epoch,
+    ) -> Policy {
+        Policy { map, epoch }
     }
 
     /// Inserts or replaces one entry.
     pub fn insert(&mut self, key: &PolicyKey, value: &PolicyValue) -> Result<(), Error> {
         self.map
             .insert(&key.to_raw(), value.to_raw(key), 0)
-            .map_err(map_error(POLICY, "insert", key))
+            .map_err(map_error(POLICY, "insert", key))?;
+        self.epoch.bump()
     }
 
     /// Removes exactly this entry; `false` if there was none.
     pub fn remove(&mut self, key: &PolicyKey) -> Result<bool, Error> {
-        removed(self.map.remove(&key.to_raw())).map_err(map_error(POLICY, "remove", key))
+        let removed =
+            removed(self.map.remove(&key.to_raw())).map_err(map_error(POLICY, "remove", key))?;
+        if removed {
+            self.epoch.bump()?;
+        }
+        Ok(removed)
     }
 
     /// The entry the datapath's lookup of `key` hits: the longest prefix of it that is in the

@@ -293,6 +293,54 @@ fn replies_of_allowed_connections_pass_but_new_reverse_connections_do_not() {
     assert!(entry.last_seen_ns >= entry.created_ns);
 }
 
+/// An established connection reuses its recorded allow only until a policy-relevant map
+/// changes: every write through a handle moves the epoch, and the next packet decides again.
+#[test]
+fn established_connections_decide_again_after_any_map_write() {
+    let mut f = setup(enforce_both());
+    allow(&f, Direction::Egress, ID_B, L4::port(L4::TCP, 80));
+    assert_eq!(egress(&mut f, &tcp(POD_A, 40000, POD_B, 80, SYN)), OK);
+    let key = CtKey::new(POD_A, 40000, POD_B, 80, L4::TCP, Direction::Egress);
+    let recorded = |f: &Fixture| f.dp.conntrack().unwrap().get(&key).unwrap().unwrap().epoch;
+    let first = recorded(&f);
+    assert_ne!(first, 0, "the allow is recorded");
+    assert_eq!(egress(&mut f, &tcp(POD_A, 40000, POD_B, 80, ACK)), OK);
+    assert_eq!(
+        recorded(&f),
+        first,
+        "nothing changed, nothing decided again"
+    );
+
+    let allow_80 = PolicyKey {
+        endpoint_id: EP_A,
+        direction: Direction::Egress,
+        identity: ID_B,
+        l4: L4::port(L4::TCP, 80),
+    };
+    assert!(f.dp.policy().unwrap().remove(&allow_80).unwrap());
+    assert_eq!(
+        egress(&mut f, &tcp(POD_A, 40000, POD_B, 80, ACK)),
+        SHOT,
+        "the allow is gone"
+    );
+    assert_eq!(recorded(&f), first, "a drop records nothing");
+
+    // A write elsewhere (a new ipcache row) also makes the connection decide again.
+    allow(&f, Direction::Egress, ID_B, L4::port(L4::TCP, 80));
+    assert_eq!(egress(&mut f, &tcp(POD_A, 40000, POD_B, 80, ACK)), OK);
+    let second = recorded(&f);
+    assert_ne!(second, first);
+    f.dp.ipcache()
+        .unwrap()
+        .insert(Ipv4Prefix::host(POD_B), &IpcacheValue::new(ID_A))
+        .unwrap();
+    assert_eq!(
+        egress(&mut f, &tcp(POD_A, 40000, POD_B, 80, ACK)),
+        SHOT,
+        "B's address now has an identity the policy does not allow"
+    );
+}
+
 #[test]
 fn icmp_echo_replies_pass() {
     let mut f = setup(enforce_both());
@@ -815,6 +863,7 @@ fn every_map_is_pinned() {
             "ipblock",
             "ipcache",
             "policy",
+            "policy_epoch",
         ]
     "#]]
     .assert_debug_eq(&pinned);

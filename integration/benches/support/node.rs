@@ -24,7 +24,7 @@ pub(crate) fn bin_dir() -> PathBuf {
     for name in ["myelin", "myelin-agent", "myelin-cni"] {
         assert!(
             dir.join(name).exists(),
-            "{} is missing: run `cargo build --release --bins` first (or set MYELIN_BIN_DIR)",
+            "{} is missing: run `cargo build --profile bench --bins` first (or set MYELIN_BIN_DIR)",
             dir.join(name).display()
         );
     }
