@@ -446,7 +446,7 @@ fn a_new_pod_touches_only_what_selects_it() {
     assert_eq!(peer_entries, ["ingress 2000 80/TCP"]);
 }
 
-/// A new selector meets only the identities carrying the label it is filed under.
+/// A new selector meets only the identities carrying its narrowest required label.
 #[test]
 fn a_new_policy_matches_only_candidate_identities() {
     let mut engine = Engine::new(Config::default());
@@ -458,8 +458,9 @@ fn a_new_policy_matches_only_candidate_identities() {
     let before = engine.stats();
     add_policy(&mut engine, 0);
     let after = engine.stats();
-    // Subject `app=b` and peer `app=a`, both pinned to namespace x: three pods each.
-    assert_eq!(after.selector_matches - before.selector_matches, 3 + 3);
+    // Subject `app=b` and peer `app=a`, both pinned to namespace x (three pods), meet only the
+    // two pods carrying their app label (one in x, one in y).
+    assert_eq!(after.selector_matches - before.selector_matches, 2 + 2);
     add_policy(&mut engine, 4);
     // Subject: x's three pods; peer `team=team-y` (any namespace): y's three pods.
     assert_eq!(
@@ -467,10 +468,10 @@ fn a_new_policy_matches_only_candidate_identities() {
         3 + 3
     );
     // A cached selector costs nothing: deny-c's subject (all of x) is from-team-y's, only its
-    // peer `app=c` in x is new.
+    // peer `app=c` in x is new, and meets the two `app=c` pods.
     let before = engine.stats();
     add_policy(&mut engine, 1);
-    assert_eq!(engine.stats().selector_matches - before.selector_matches, 3);
+    assert_eq!(engine.stats().selector_matches - before.selector_matches, 2);
 }
 
 /// Removing one policy retracts exactly its contributions.

@@ -174,20 +174,27 @@ impl IdentityIndex {
         }
     }
 
-    /// The identities `selector` may select: a superset of those it does.
+    /// The identities `selector` may select: a superset of those it does. Unlike selectors,
+    /// which are filed once under a label chosen without knowing the identities, this picks
+    /// the `In` requirement with the fewest identities now: a selector pinned to a namespace
+    /// and one pod label costs that pod's postings, not the whole namespace's.
     pub(crate) fn candidates(&self, selector: &Selector) -> BTreeSet<Identity> {
+        let narrowest = selector
+            .requirements()
+            .iter()
+            .filter_map(|req| match &req.operator {
+                Operator::In(values) => {
+                    let postings = self.postings(&req.key, values);
+                    Some((postings.clone().map(BTreeSet::len).sum::<usize>(), req, values))
+                }
+                Operator::NotIn(_) | Operator::Exists | Operator::DoesNotExist => None,
+            })
+            .min_by_key(|(size, ..)| *size);
+        if let Some((_, req, values)) = narrowest {
+            return self.postings(&req.key, values).flatten().copied().collect();
+        }
         match filing(selector) {
-            Filing::Value { key, values } => {
-                let Some(by_value) = self.by_value.get(key) else {
-                    return BTreeSet::new();
-                };
-                values
-                    .iter()
-                    .filter_map(|value| by_value.get(value.as_str()))
-                    .flatten()
-                    .copied()
-                    .collect()
-            }
+            Filing::Value { key, values } => self.postings(key, values).flatten().copied().collect(),
             Filing::Key(key) => self
                 .by_value
                 .get(key)
@@ -198,6 +205,18 @@ impl IdentityIndex {
                 .collect(),
             Filing::Everywhere => self.all.clone(),
         }
+    }
+
+    /// The identity sets filed under `key` with one of `values`.
+    fn postings<'s>(
+        &'s self,
+        key: &str,
+        values: &'s BTreeSet<String>,
+    ) -> impl Iterator<Item = &'s BTreeSet<Identity>> + Clone + 's {
+        let by_value = self.by_value.get(key);
+        values
+            .iter()
+            .filter_map(move |value| by_value.and_then(|by_value| by_value.get(value.as_str())))
     }
 
     #[cfg(test)]
