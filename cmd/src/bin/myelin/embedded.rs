@@ -260,11 +260,15 @@ fn apply_files(
     }
     // Pods start once every file is in, so they start with their policies in place.
     if let Some(instance) = instance {
+        let before = instance.clone();
         for (file, applied) in files.iter().zip(&answers) {
             follow_pods(run, instance, file, applied, delete)?;
         }
-        hosts::write_all(instance)?;
-        run.save(instance)?;
+        // A policy-only change leaves pods and services, and so every hosts file, as they were.
+        if *instance != before {
+            hosts::write_all(instance)?;
+            run.save(instance)?;
+        }
     }
     Ok(answers
         .iter()
