@@ -41,6 +41,13 @@ pub enum Error {
         #[source]
         source: Box<MapError>,
     },
+    #[error("map {map} at {path}: mmap its value")]
+    MmapMap {
+        map: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("map {map}: {op} {key}")]
     Map {
         map: &'static str,

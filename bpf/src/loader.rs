@@ -188,7 +188,7 @@ impl Datapath {
 
     /// Each writing handle bumps the policy epoch through a descriptor of its own.
     fn epoch(&self) -> Result<Epoch, Error> {
-        open_pinned::<Array<_, _>>(&self.maps_dir(), names::POLICY_EPOCH).map(Epoch::new)
+        Epoch::open(&self.maps_dir())
     }
 
     /// The ring buffer's reader; call inside a tokio runtime. There must be one reader only.

@@ -80,9 +80,11 @@ struct {
 	__type(value, struct datapath_config);
 } config SEC(".maps");
 
+/* Mmapable: the agent bumps it with one atomic store, not two syscalls per map write. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1);
+	__uint(map_flags, BPF_F_MMAPABLE);
 	__type(key, __u32);
 	__type(value, __u32);
 } policy_epoch SEC(".maps");

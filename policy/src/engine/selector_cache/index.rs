@@ -185,7 +185,11 @@ impl IdentityIndex {
             .filter_map(|req| match &req.operator {
                 Operator::In(values) => {
                     let postings = self.postings(&req.key, values);
-                    Some((postings.clone().map(BTreeSet::len).sum::<usize>(), req, values))
+                    Some((
+                        postings.clone().map(BTreeSet::len).sum::<usize>(),
+                        req,
+                        values,
+                    ))
                 }
                 Operator::NotIn(_) | Operator::Exists | Operator::DoesNotExist => None,
             })
@@ -194,7 +198,9 @@ impl IdentityIndex {
             return self.postings(&req.key, values).flatten().copied().collect();
         }
         match filing(selector) {
-            Filing::Value { key, values } => self.postings(key, values).flatten().copied().collect(),
+            Filing::Value { key, values } => {
+                self.postings(key, values).flatten().copied().collect()
+            }
             Filing::Key(key) => self
                 .by_value
                 .get(key)
