@@ -97,6 +97,9 @@ pub struct Engine {
     /// Identities of prefixes named by rules: `(prefix, is_ipblock)` -> (identity, users).
     prefixes: BTreeMap<(Cidr, bool), (Identity, usize)>,
     local_scope: Allocator,
+    /// Prefix identities a previous agent left in the datapath, held for their prefixes until
+    /// [`Engine::forget_restored_prefixes`].
+    restored_prefixes: BTreeMap<(Cidr, bool), Identity>,
     named_port_union: BTreeMap<String, BTreeMap<(u8, u16), usize>>,
     /// `toFQDNs` patterns in use, with their users.
     fqdn_patterns: BTreeMap<String, (FqdnPattern, usize)>,
@@ -118,6 +121,7 @@ impl Engine {
             subjects: HashMap::new(),
             prefixes: BTreeMap::new(),
             local_scope: Allocator::new(),
+            restored_prefixes: BTreeMap::new(),
             named_port_union: BTreeMap::new(),
             fqdn_patterns: BTreeMap::new(),
             fqdn_ips: BTreeMap::new(),
@@ -261,6 +265,27 @@ impl Engine {
     }
 
     /// Every prefix identity: what the ipcache needs besides pods.
+    /// Keeps the numbers the datapath holds for prefixes (`(prefix, is_ipblock, identity)`, read
+    /// back after an agent restart): a rule naming one of these prefixes again gets its old
+    /// number, so pinned ipcache and policy entries stay right while the new agent rewrites them.
+    pub fn restore_prefix_identities(
+        &mut self,
+        restored: impl IntoIterator<Item = (Cidr, bool, Identity)>,
+    ) {
+        for (cidr, ipblock, identity) in restored {
+            if identity.is_local_scope() {
+                self.local_scope.hold(identity);
+                self.restored_prefixes.insert((cidr, ipblock), identity);
+            }
+        }
+    }
+
+    /// Once every policy is in, the restored numbers no prefix came back for are free again.
+    pub fn forget_restored_prefixes(&mut self) {
+        self.restored_prefixes.clear();
+        self.local_scope.release_held();
+    }
+
     pub fn prefix_identities(&self) -> impl Iterator<Item = (Cidr, bool, Identity)> + '_ {
         self.prefixes
             .iter()
@@ -863,7 +888,8 @@ impl Engine {
         } else {
             world_prefix_labels(cidr)
         };
-        let Ok(allocation) = self.local_scope.allocate(&labels) else {
+        let preferred = self.restored_prefixes.get(&(cidr, ipblock)).copied();
+        let Ok(allocation) = self.local_scope.allocate_preferring(&labels, preferred) else {
             tracing::warn!(%cidr, "node-local identity space exhausted; prefix not selectable");
             return;
         };

@@ -19,6 +19,7 @@ use std::net::Ipv4Addr;
 
 use futures::FutureExt;
 use policy::identity::Identity;
+use schema::cidr::Cidr;
 use statedb::{Changes, Db, Initializer, Revision, Table, Txn, Watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -75,6 +76,9 @@ pub struct DeriveConfig {
     /// pinned ipcache): a pod at such an address gets its number back while the derivation
     /// initializes, so the maps it rewrites in place never change a verdict.
     pub restored: Vec<(Ipv4Addr, Identity)>,
+    /// The same for the node-local identities of CIDR (`false`) and `ipBlock` (`true`)
+    /// prefixes, from the pinned ipcache and ipblock maps.
+    pub restored_prefixes: Vec<(Cidr, bool, Identity)>,
     pub causes: DeriveCauses,
 }
 
@@ -94,6 +98,7 @@ impl Default for DeriveConfig {
             engine: policy::engine::Config::default(),
             host_ipv4: Vec::new(),
             restored: Vec::new(),
+            restored_prefixes: Vec::new(),
             causes: DeriveCauses::default(),
         }
     }

@@ -220,12 +220,45 @@ fn agent_restart_keeps_enforcement_connections_endpoints_and_identities() {
             "apiVersion: v1\nkind: Pod\nmetadata:\n  name: a-wing\n  labels: {org: alliance, class: awing}\n",
         ),
     ]);
+    // Two CIDR policies, the first deleted again: the second's prefix keeps the second
+    // node-local number, which a restarted agent allocating afresh would hand out as the first.
+    let cidr_policy = |name: &str, cidr: &str| {
+        manifest(
+            &format!("{name}.yaml"),
+            &format!(
+                "apiVersion: cilium.io/v2\nkind: CiliumNetworkPolicy\nmetadata: {{name: {name}}}\n\
+                 spec:\n  endpointSelector: {{matchLabels: {{class: none}}}}\n  egress:\n  \
+                 - toCIDR: [{cidr}]\n"
+            ),
+        )
+    };
+    let cidr_a = cidr_policy("cidr-a", "192.0.2.0/24");
+    node.myelin_ok(&["apply", "-f", &cidr_a]);
+    node.myelin_ok(&["apply", "-f", &cidr_policy("cidr-b", "198.51.100.0/24")]);
+    node.myelin_ok(&["delete", "-f", &cidr_a]);
     let (tiefighter_netns, tiefighter) = node.pod("default/tiefighter");
     let (_, deathstar) = node.pod("default/deathstar-c74d84667-cx5kp");
     let pins = PathBuf::from(node.instance().pin_dir);
 
     let endpoints_before = node.myelin_ok(&["endpoint", "list"]);
     let identities_before = node.myelin_ok(&["identity", "list"]);
+    // `identity list` prints an identity's number on its first label's line only.
+    let mut current = "";
+    let cidr_b = identities_before.lines().find_map(|line| {
+        if let Some(id) = line
+            .split_whitespace()
+            .next()
+            .filter(|w| w.parse::<u32>().is_ok())
+        {
+            current = id;
+        }
+        line.contains("cidr:198.51.100.0/24").then_some(current)
+    });
+    assert_eq!(
+        cidr_b,
+        Some("16777218"),
+        "cidr-b's prefix has the second node-local number in\n{identities_before}"
+    );
     let deathstar_id = endpoints_before
         .lines()
         .find(|l| l.contains(&deathstar.to_string()))

@@ -51,12 +51,13 @@ impl Allocator {
         self.allocate_preferring(labels, None)
     }
 
-    /// Keeps a cluster-local number for [`Allocator::allocate_preferring`]: plain allocations
-    /// skip it. Numbers in use, reserved or node-local ones are ignored.
+    /// Keeps a cluster-local or node-local number for [`Allocator::allocate_preferring`]:
+    /// plain allocations skip it. Numbers in use and reserved ones are ignored.
     pub fn hold(&mut self, identity: Identity) {
-        if (Identity::FIRST_CLUSTER_LOCAL..=Identity::LAST_CLUSTER_LOCAL).contains(&identity.0)
-            && !self.by_id.contains_key(&identity)
-        {
+        let cluster =
+            (Identity::FIRST_CLUSTER_LOCAL..=Identity::LAST_CLUSTER_LOCAL).contains(&identity.0);
+        let local = (Identity::LOCAL_SCOPE + 1..=Identity::LAST_LOCAL_SCOPE).contains(&identity.0);
+        if (cluster || local) && !self.by_id.contains_key(&identity) {
             self.held.insert(identity.0);
         }
     }
@@ -64,14 +65,20 @@ impl Allocator {
     /// Hands the held numbers nobody took back to the pool.
     pub fn release_held(&mut self) {
         for n in std::mem::take(&mut self.held) {
-            if !self.by_id.contains_key(&Identity(n)) {
+            if self.by_id.contains_key(&Identity(n)) {
+                continue;
+            }
+            if Identity(n).is_local_scope() {
+                self.free_local.push(n);
+            } else {
                 self.free_cluster.push(n);
             }
         }
     }
 
-    /// As [`Allocator::allocate`], but a new pod label set gets `preferred` if that number is
-    /// held and free, so a restarted agent gives label sets the numbers the kernel still has.
+    /// As [`Allocator::allocate`], but a new label set gets `preferred` if that number is held,
+    /// free and of the label set's scope, so a restarted agent gives label sets the numbers the
+    /// kernel still has.
     pub fn allocate_preferring(
         &mut self,
         labels: &Labels,
@@ -86,8 +93,13 @@ impl Allocator {
         }
         let identity = match reserved_identity(labels) {
             Some(identity) => identity,
-            None if is_local_scope(labels) => Identity(self.take_local()?),
-            None => match preferred.filter(|p| self.held.remove(&p.0)) {
+            None if is_local_scope(labels) => {
+                match preferred.filter(|p| p.is_local_scope() && self.held.remove(&p.0)) {
+                    Some(preferred) => preferred,
+                    None => Identity(self.take_local()?),
+                }
+            }
+            None => match preferred.filter(|p| !p.is_local_scope() && self.held.remove(&p.0)) {
                 Some(preferred) => preferred,
                 None => Identity(self.take_cluster()?),
             },
@@ -163,12 +175,18 @@ impl Allocator {
     }
 
     fn take_local(&mut self) -> Result<u32, AllocatorError> {
-        take(
-            &mut self.free_local,
-            &mut self.next_local,
-            Identity::LAST_LOCAL_SCOPE,
-            "node-local",
-        )
+        loop {
+            let n = take(
+                &mut self.free_local,
+                &mut self.next_local,
+                Identity::LAST_LOCAL_SCOPE,
+                "node-local",
+            )?;
+            // As in `take_cluster`: held numbers wait for the label set they were held for.
+            if !self.held.contains(&n) && !self.by_id.contains_key(&Identity(n)) {
+                return Ok(n);
+            }
+        }
     }
 }
 

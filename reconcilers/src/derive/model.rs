@@ -136,7 +136,8 @@ pub(super) struct Model {
 
 impl Model {
     pub(super) fn new(config: &DeriveConfig) -> Model {
-        let engine = Engine::new(config.engine.clone());
+        let mut engine = Engine::new(config.engine.clone());
+        engine.restore_prefix_identities(config.restored_prefixes.iter().copied());
         let mut dirty = Dirty::default();
         dirty
             .identities
@@ -457,6 +458,7 @@ impl Model {
     pub(super) fn forget_restored(&mut self) {
         self.restored.clear();
         self.allocator.release_held();
+        self.engine.forget_restored_prefixes();
     }
 
     fn release(&mut self, identity: Identity, pod: &PodKey) {

@@ -8,6 +8,7 @@ use expect_test::{Expect, expect};
 use policy::identity::Identity;
 use policy::mapstate::{PROTO_TCP, Verdict};
 use policy::rule::Direction;
+use schema::cidr::Cidr;
 use schema::object::Object;
 use statedb::{Db, Revision, Table, Txn};
 use tokio_util::sync::CancellationToken;
@@ -675,6 +676,59 @@ fn restored_identities_come_back_for_the_same_addresses() {
         numbers,
         [256, 257, 258, 300],
         "the held 300 went back to the pool"
+    );
+}
+
+/// After a restart a `toCIDR` prefix gets the node-local number the pinned ipcache held for
+/// it, even when its policy comes back after another that names a new prefix; an FQDN or new
+/// prefix never takes a held number.
+#[test]
+fn restored_prefix_identities_come_back_for_the_same_prefixes() {
+    let db = Db::new();
+    let tables = DeriveTables::register(&db).expect("tables register");
+    let prefix = |text: &str| text.parse::<Cidr>().expect("a valid prefix");
+    let config = DeriveConfig {
+        restored_prefixes: vec![
+            (prefix("10.0.0.0/8"), false, Identity(16_777_219)),
+            (prefix("192.0.2.0/24"), false, Identity(16_777_220)),
+        ],
+        ..DeriveConfig::default()
+    };
+    let mut f = Fixture {
+        deriver: Deriver::new(db.clone(), tables.clone(), &config).expect("starts"),
+        db,
+        tables,
+    };
+    f.apply(
+        "
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: new-first}
+spec:
+  endpointSelector: {}
+  egress:
+  - toCIDR: [172.16.0.0/12]
+---
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: cidr}
+spec:
+  endpointSelector: {}
+  egress:
+  - toCIDR: [10.0.0.0/8]
+",
+    );
+    f.round();
+    let txn = f.db.read_txn();
+    let ipcache: Vec<String> = txn
+        .all(&f.tables.ipcache)
+        .filter(|entry| entry.object.prefix.prefix_len() < 32)
+        .map(|entry| format!("{} -> {}", entry.object.prefix, entry.object.identity.0))
+        .collect();
+    assert_eq!(
+        ipcache,
+        ["10.0.0.0/8 -> 16777219", "172.16.0.0/12 -> 16777217"],
+        "the restored prefix kept its number, the new one skipped both held numbers"
     );
 }
 

@@ -2,7 +2,7 @@
 //! identities, ipcache, datapath endpoints and policy entries out) and the reconcilers that
 //! drain those tables into the pinned eBPF maps and attach the programs.
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
 use std::sync::{Mutex, PoisonError};
 
@@ -17,6 +17,7 @@ use reconcilers::objects::StoredObject;
 use reconcilers::reconciler::Health;
 use reconcilers::targets::bpf::{DatapathReconcilers, DatapathTables, spawn_datapath_reconcilers};
 use schema::agent_api::ReconcilerHealth;
+use schema::cidr::Cidr;
 use statedb::{Db, ReadTxn, Table, Txn};
 use tokio_util::sync::CancellationToken;
 
@@ -78,13 +79,20 @@ impl Node {
             pin_dir: pin_dir.to_owned(),
             source,
         })?;
+        let restored_prefixes =
+            restored_prefixes(&datapath).map_err(|source| NodeError::Datapath {
+                pin_dir: pin_dir.to_owned(),
+                source,
+            })?;
         tracing::info!(
             addresses = restored.len(),
-            "identities of the pinned ipcache kept for their pods"
+            prefixes = restored_prefixes.len(),
+            "identities of the pinned ipcache kept for their pods and prefixes"
         );
         let config = DeriveConfig {
             host_ipv4,
             restored,
+            restored_prefixes,
             causes: DeriveCauses {
                 objects: objects_causes,
                 ipcache: datapath_tables.ipcache_causes.clone(),
@@ -209,4 +217,22 @@ fn restored_identities(datapath: &Datapath) -> Result<Vec<(Ipv4Addr, Identity)>,
         })
         .map(|(prefix, value)| (prefix.addr(), Identity(value.identity)))
         .collect())
+}
+
+/// The node-local identities of CIDR prefixes (ipcache) and `ipBlock` prefixes (ipblock) a
+/// previous agent left pinned, kept for the same reason.
+fn restored_prefixes(datapath: &Datapath) -> Result<Vec<(Cidr, bool, Identity)>, bpf::Error> {
+    let mut restored = Vec::new();
+    for (ipblock, map) in [(false, datapath.ipcache()?), (true, datapath.ipblock()?)] {
+        for (prefix, value) in map.iter()? {
+            let identity = Identity(value.identity);
+            if !identity.is_local_scope() {
+                continue;
+            }
+            if let Ok(cidr) = Cidr::new(IpAddr::V4(prefix.addr()), prefix.prefix_len()) {
+                restored.push((cidr, ipblock, identity));
+            }
+        }
+    }
+    Ok(restored)
 }
