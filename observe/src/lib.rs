@@ -9,6 +9,7 @@
 //!   counts, async follow.
 //! - [`filter`]: `FlowFilter` whitelists and blacklists; [`query`] adds number/first/since/until.
 //! - [`print`]: compact, dict, table and JSON output.
+//! - [`server`]: the `observer.Observer` gRPC service over a ring.
 
 pub mod decode;
 pub mod enrich;
@@ -16,6 +17,7 @@ pub mod filter;
 pub mod print;
 pub mod query;
 pub mod ring;
+pub mod server;
 
 mod identity;
 

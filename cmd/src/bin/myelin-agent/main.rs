@@ -4,6 +4,7 @@
 
 mod agent;
 mod api;
+mod hubble;
 mod ipam;
 mod metrics_server;
 mod node;
@@ -51,6 +52,21 @@ struct Args {
     /// when not given.
     #[arg(long)]
     prometheus_serve_addr: Option<SocketAddr>,
+    /// Keep flows and serve Hubble's Observer API (`--enable-hubble=false` turns it off).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    enable_hubble: bool,
+    /// Unix socket of the Hubble Observer API; next to `--socket` as `hubble.sock` by default.
+    #[arg(long)]
+    hubble_socket_path: Option<PathBuf>,
+    /// Also serve the Observer API on this TCP address (e.g. `0.0.0.0:4244`).
+    #[arg(long)]
+    hubble_listen_address: Option<SocketAddr>,
+    /// Flows kept in the ring (Hubble's default: 4095).
+    #[arg(long, default_value_t = observe::ring::DEFAULT_CAPACITY)]
+    hubble_event_buffer_capacity: usize,
+    /// The node's name in flows; the host name by default.
+    #[arg(long)]
+    node_name: Option<String>,
 }
 
 fn main() -> Result<()> {
@@ -82,6 +98,29 @@ async fn run(args: Args) -> Result<()> {
         host_ipv4,
         &shutdown,
     )?;
+    let hubble = if args.enable_hubble {
+        let config = hubble::HubbleConfig {
+            socket: args
+                .hubble_socket_path
+                .clone()
+                .unwrap_or_else(|| args.socket.with_file_name("hubble.sock")),
+            listen: args.hubble_listen_address,
+            capacity: args.hubble_event_buffer_capacity,
+            node_name: args.node_name.clone().unwrap_or_else(|| {
+                nix::unistd::gethostname()
+                    .map(|name| name.to_string_lossy().into_owned())
+                    .unwrap_or_else(|_| "localhost".to_owned())
+            }),
+        };
+        let tables = observe::enrich::LookupTables {
+            endpoints: agent.endpoints_table().clone(),
+            identities: node.tables.identities.clone(),
+            objects: objects.table().clone(),
+        };
+        hubble::start(config, db.clone(), tables, &args.bpf_pin_dir, &shutdown).await?
+    } else {
+        Vec::new()
+    };
     let api = Api {
         agent,
         objects,
@@ -127,6 +166,9 @@ async fn run(args: Args) -> Result<()> {
     server.await.context("server task")?;
     if let Some(metrics) = metrics {
         metrics.await.context("metrics task")?;
+    }
+    for task in hubble {
+        task.await.context("hubble task")?;
     }
     tracing::info!("stopped");
     Ok(())

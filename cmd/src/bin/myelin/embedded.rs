@@ -180,6 +180,8 @@ fn start_agent(run: &RunDir, instance: &Instance) -> Result<u32> {
             instance.pod_cidr.clone().into(),
             "--bpf-pin-dir".into(),
             instance.pin_dir.clone().into(),
+            "--node-name".into(),
+            instance.name.clone().into(),
         ],
         &run.log("agent"),
     )

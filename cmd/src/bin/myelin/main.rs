@@ -12,6 +12,7 @@ mod exec;
 mod inspect;
 mod matrix;
 mod netns;
+mod observe;
 mod policy;
 mod probe;
 mod sctp;
@@ -86,6 +87,8 @@ enum Command {
     /// Connect from inside a namespace: allowed, denied (silence until the timeout) or
     /// refused (nothing listens).
     Probe(probe::ProbeArgs),
+    /// Flows from the node's Hubble Observer API, with `hubble observe`'s flags and output.
+    Observe(Box<observe::ObserveArgs>),
     /// Run a command inside a pod's network namespace: `myelin exec default/xwing -- curl ...`.
     Exec(exec::ExecArgs),
     /// Serve a pod's ports: HTTP on TCP and SCTP, echo on UDP (`myelin up` runs it per pod).
@@ -142,6 +145,7 @@ fn main() -> ExitCode {
             command: ListCommand::List,
         } => inspect::identity_list(&client).map(|()| true),
         Command::Status => inspect::status(&client),
+        Command::Observe(args) => observe::run(&args, &run),
         Command::Bpf {
             command:
                 BpfCommand::Policy {

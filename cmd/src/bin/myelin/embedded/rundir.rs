@@ -25,6 +25,11 @@ impl RunDir {
         self.path.join("agent.sock")
     }
 
+    /// The agent's Hubble Observer API (`myelin-agent` puts it next to its socket).
+    pub(crate) fn hubble_socket(&self) -> PathBuf {
+        self.path.join("hubble.sock")
+    }
+
     pub(crate) fn state_dir(&self) -> PathBuf {
         self.path.join("state")
     }
