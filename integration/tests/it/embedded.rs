@@ -39,6 +39,11 @@ impl Embedded {
         &self.name
     }
 
+    /// Where the node's sockets (`agent.sock`, `hubble.sock`) and record are.
+    pub(crate) fn run_dir(&self) -> &Path {
+        &self.run_dir
+    }
+
     /// The record `myelin up` keeps of the node.
     pub(crate) fn instance(&self) -> schema::embedded::Instance {
         let text = std::fs::read_to_string(self.run_dir.join("embedded.json"))

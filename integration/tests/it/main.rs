@@ -7,6 +7,7 @@ mod datapath;
 mod embedded;
 mod netns;
 mod netpol_probe;
+mod observe;
 mod route_reconciler;
 mod routes;
 mod telemetry;
