@@ -9,11 +9,13 @@
 //!   counts, async follow.
 //! - [`filter`]: `FlowFilter` whitelists and blacklists; [`query`] adds number/first/since/until.
 //! - [`print`]: compact, dict, table and JSON output.
+//! - [`flow_metrics`]: Hubble's `hubble_*` counters of flows.
 //! - [`server`]: the `observer.Observer` gRPC service over a ring.
 
 pub mod decode;
 pub mod enrich;
 pub mod filter;
+pub mod flow_metrics;
 pub mod print;
 pub mod query;
 pub mod ring;

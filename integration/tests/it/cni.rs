@@ -97,6 +97,16 @@ impl Outcome {
         assert!(self.success, "plugin failed: {self:?}");
         self
     }
+
+    /// The pod's address from a successful ADD's result.
+    pub(crate) fn address(&self) -> std::net::Ipv4Addr {
+        let json = self.ok().json();
+        json["ips"][0]["address"]
+            .as_str()
+            .and_then(|a| a.split('/').next())
+            .and_then(|a| a.parse().ok())
+            .unwrap_or_else(|| panic!("no IPv4 address in {json}"))
+    }
 }
 
 /// A node: its namespace, the agent running inside it and the agent's state directory. Drop

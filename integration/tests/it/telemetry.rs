@@ -326,7 +326,7 @@ fn manifest(dir: &Path, pod: &str) -> std::path::PathBuf {
 }
 
 /// `deploy/`'s scrape config is valid and its dashboard queries only families the agent
-/// serves (the flow pipeline's `hubble_*` ones aside).
+/// serves (with `--hubble-metrics` on).
 fn deploy_files_use_what_the_agent_serves(exposition: &str) {
     let deploy = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy");
     let check = Command::new("promtool")
@@ -349,6 +349,7 @@ fn deploy_files_use_what_the_agent_serves(exposition: &str) {
         for (at, _) in expr
             .match_indices("cilium_")
             .chain(expr.match_indices("myelin_"))
+            .chain(expr.match_indices("hubble_"))
         {
             let name: String = expr[at..]
                 .chars()
@@ -380,6 +381,8 @@ fn prometheus_scrapes_the_agent_and_an_apply_is_traced_to_its_map_writes() {
         &[
             "--prometheus-serve-addr".to_owned(),
             format!("127.0.0.1:{metrics_port}"),
+            "--hubble-metrics".to_owned(),
+            "drop,tcp,flow,port-distribution,icmp".to_owned(),
         ],
         &[
             (
@@ -411,7 +414,9 @@ fn prometheus_scrapes_the_agent_and_an_apply_is_traced_to_its_map_writes() {
 
     // Something to measure: a pod, then its Pod object and a policy selecting it.
     let pod = Netns::new();
-    node.cni("ADD", &container_id(), &pod, &node.config()).ok();
+    let web = node
+        .cni("ADD", &container_id(), &pod, &node.config())
+        .address();
     let apply = Command::new(binary("myelin"))
         .args(["apply", "-f"])
         .arg(manifest(node.dir(), pod.name()))
@@ -458,6 +463,27 @@ fn prometheus_scrapes_the_agent_and_an_apply_is_traced_to_its_map_writes() {
         r#"myelin_reconciler_errors_total{reconciler="bpf-policy"}"#,
         |v| v == 0.0,
     );
+
+    // A drop the test causes: a pod that is not `app: client` connects to the web pod, whose
+    // policy admits only clients; Hubble's drop counter goes through Prometheus.
+    let stranger = Netns::new();
+    node.cni("ADD", &container_id(), &stranger, &node.config())
+        .ok();
+    let refused = stranger.run_in(|| {
+        TcpStream::connect_timeout(&SocketAddr::from((web, 80)), Duration::from_millis(500))
+    });
+    assert!(refused.is_err(), "the stranger reached the web pod");
+    prometheus.wait(
+        netns,
+        r#"hubble_drop_total{reason="POLICY_DENIED",protocol="TCP"}"#,
+        |v| v >= 1.0,
+    );
+    prometheus.wait(
+        netns,
+        r#"hubble_flows_processed_total{type="PolicyVerdict",verdict="DROPPED"}"#,
+        |v| v >= 1.0,
+    );
+    prometheus.wait(netns, r#"hubble_tcp_flags_total{flag="SYN"}"#, |v| v >= 1.0);
 
     // The trace: the CLI's span, the agent's request, the derivation round, the bpf-policy
     // reconcile round, all one trace id, each the child of the one before.

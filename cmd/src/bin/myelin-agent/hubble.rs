@@ -10,6 +10,7 @@ use std::time::{Duration, SystemTime};
 use anyhow::{Context, Result};
 use bpf::{Datapath, EventReader};
 use observe::enrich::{LookupTables, enrich};
+use observe::flow_metrics::FlowMetrics;
 use observe::ring::RingWriter;
 use observe::server::{NodeInfo, ObserverService};
 use observe::{Decoder, Ring, TableLookup};
@@ -32,6 +33,7 @@ pub(crate) async fn start(
     config: HubbleConfig,
     db: Db,
     tables: LookupTables,
+    metrics: FlowMetrics,
     pin_dir: &Path,
     shutdown: &CancellationToken,
 ) -> Result<Vec<JoinHandle<()>>> {
@@ -47,6 +49,7 @@ pub(crate) async fn start(
         decoder,
         db,
         tables,
+        metrics,
         writer,
         shutdown.clone(),
     ))];
@@ -130,6 +133,7 @@ async fn pipeline(
     decoder: Decoder,
     db: Db,
     tables: LookupTables,
+    metrics: FlowMetrics,
     mut writer: RingWriter,
     shutdown: CancellationToken,
 ) {
@@ -153,6 +157,7 @@ async fn pipeline(
                 Ok(event) => {
                     let mut flow = decoder.flow(&event);
                     enrich(&mut flow, &event, &lookup);
+                    metrics.observe(&flow);
                     writer.push(flow);
                 }
                 Err(error) => tracing::warn!(%error, "undecodable datapath event"),

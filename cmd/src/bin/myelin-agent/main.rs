@@ -67,6 +67,9 @@ struct Args {
     /// The node's name in flows; the host name by default.
     #[arg(long)]
     node_name: Option<String>,
+    /// Hubble's flow metrics on the Prometheus endpoint, e.g. `drop,tcp,flow,port-distribution,icmp`.
+    #[arg(long, default_value = "")]
+    hubble_metrics: String,
 }
 
 fn main() -> Result<()> {
@@ -98,6 +101,19 @@ async fn run(args: Args) -> Result<()> {
         host_ipv4,
         &shutdown,
     )?;
+    let registry = Arc::new(metrics::Registry::new());
+    let flow_metrics =
+        observe::flow_metrics::FlowMetrics::register(&args.hubble_metrics, &registry)?;
+    // Without Hubble nobody reads traces, so the datapath does not write them (drops and
+    // verdicts still go to the ring buffer); a restart with Hubble turns them back on.
+    let trace_mode = if args.enable_hubble {
+        bpf::TraceMode::Aggregate
+    } else {
+        bpf::TraceMode::None
+    };
+    bpf::Datapath::open(&args.bpf_pin_dir)
+        .and_then(|datapath| datapath.set_trace_mode(trace_mode))
+        .with_context(|| format!("set the trace mode in {}", args.bpf_pin_dir.display()))?;
     let hubble = if args.enable_hubble {
         let config = hubble::HubbleConfig {
             socket: args
@@ -117,7 +133,15 @@ async fn run(args: Args) -> Result<()> {
             identities: node.tables.identities.clone(),
             objects: objects.table().clone(),
         };
-        hubble::start(config, db.clone(), tables, &args.bpf_pin_dir, &shutdown).await?
+        hubble::start(
+            config,
+            db.clone(),
+            tables,
+            flow_metrics,
+            &args.bpf_pin_dir,
+            &shutdown,
+        )
+        .await?
     } else {
         Vec::new()
     };
@@ -127,9 +151,6 @@ async fn run(args: Args) -> Result<()> {
         node,
     };
     let api = Arc::new(api);
-    // The flow pipeline's hook: it gets `&registry` at startup and takes its counters with
-    // `registry.counter_vec("hubble_drop_total", .., &["reason", "protocol"])` and the like.
-    let registry = Arc::new(metrics::Registry::new());
     registry.register(Arc::new(NodeMetrics(Arc::clone(&api))));
     let metrics = match args.prometheus_serve_addr {
         Some(addr) => {

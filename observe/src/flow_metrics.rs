@@ -1,0 +1,236 @@
+//! Hubble's flow metrics (`--hubble-metrics=drop,tcp,flow,port-distribution,icmp`), with
+//! Hubble's names, labels and rules, counted from each enriched flow:
+//!
+//! - `flow`: `hubble_flows_processed_total{type,subtype,verdict}`; the type is Trace, Drop,
+//!   PolicyVerdict, L7 or Capture, the subtype a trace's observation point (`to-endpoint`).
+//! - `drop`: `hubble_drop_total{reason,protocol}` for every DROPPED flow.
+//! - `tcp`: `hubble_tcp_flags_total{flag,family}`, a flow's SYN, SYN-ACK, FIN, RST.
+//! - `port-distribution`: `hubble_port_distribution_total{protocol,port}`, the destination
+//!   port of forwarded flows that are not replies.
+//! - `icmp`: `hubble_icmp_total{family,type}`.
+
+use metrics::{CounterVec, Registry};
+use schema::flow::{self, Flow, Verdict, layer4};
+
+use crate::decode::monitor;
+
+/// Why a `--hubble-metrics` list is not valid.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error(
+    "--hubble-metrics: unknown metric {0:?} (expected dns, drop, tcp, flow, port-distribution, icmp, http)"
+)]
+pub struct UnknownMetric(pub String);
+
+/// The enabled flow metrics.
+#[derive(Clone, Default)]
+pub struct FlowMetrics {
+    flows: Option<CounterVec>,
+    drops: Option<CounterVec>,
+    tcp: Option<CounterVec>,
+    ports: Option<CounterVec>,
+    icmp: Option<CounterVec>,
+}
+
+impl std::fmt::Debug for FlowMetrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FlowMetrics").finish_non_exhaustive()
+    }
+}
+
+impl FlowMetrics {
+    /// The metrics `list` names (comma or space separated, as Cilium's flag and Helm value),
+    /// registered in `registry`. `dns` and `http` are accepted and count nothing until there
+    /// are L7 flows.
+    pub fn register(list: &str, registry: &Registry) -> Result<FlowMetrics, UnknownMetric> {
+        let mut out = FlowMetrics::default();
+        for name in list.split([',', ' ']).filter(|n| !n.is_empty()) {
+            // Options after `:` (`drop:sourceContext=pod`) are not supported and ignored.
+            let name = name.split(':').next().unwrap_or_default();
+            match name {
+                "flow" => {
+                    out.flows = Some(registry.counter_vec(
+                        "hubble_flows_processed_total",
+                        "Total number of flows processed",
+                        &["type", "subtype", "verdict"],
+                    ));
+                }
+                "drop" => {
+                    out.drops = Some(registry.counter_vec(
+                        "hubble_drop_total",
+                        "Number of drops",
+                        &["reason", "protocol"],
+                    ));
+                }
+                "tcp" => {
+                    out.tcp = Some(registry.counter_vec(
+                        "hubble_tcp_flags_total",
+                        "TCP flag occurrences",
+                        &["flag", "family"],
+                    ));
+                }
+                "port-distribution" => {
+                    out.ports = Some(registry.counter_vec(
+                        "hubble_port_distribution_total",
+                        "Numbers of packets distributed by destination port",
+                        &["protocol", "port"],
+                    ));
+                }
+                "icmp" => {
+                    out.icmp = Some(registry.counter_vec(
+                        "hubble_icmp_total",
+                        "Number of ICMP messages",
+                        &["family", "type"],
+                    ));
+                }
+                "dns" | "http" | "httpV2" => {}
+                other => return Err(UnknownMetric(other.to_owned())),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Counts one flow in every enabled metric.
+    pub fn observe(&self, flow: &Flow) {
+        if let Some(flows) = &self.flows {
+            let (kind, subtype) = type_and_subtype(flow);
+            flows.with(&[kind, &subtype, verdict(flow)]).inc();
+        }
+        let l4 = flow.l4.as_ref().and_then(|l4| l4.protocol.as_ref());
+        if let Some(drops) = &self.drops
+            && flow.verdict == i32::from(Verdict::Dropped)
+        {
+            let reason = flow::DropReason::try_from(flow.drop_reason_desc)
+                .map_or("DROP_REASON_UNKNOWN", |r| r.as_str_name());
+            drops.with(&[reason, protocol(l4)]).inc();
+        }
+        let family = family(flow);
+        if let Some(tcp) = &self.tcp
+            && let Some(layer4::Protocol::Tcp(t)) = l4
+            && let Some(flags) = &t.flags
+        {
+            if flags.syn {
+                let flag = if flags.ack { "SYN-ACK" } else { "SYN" };
+                tcp.with(&[flag, family]).inc();
+            }
+            if flags.fin {
+                tcp.with(&["FIN", family]).inc();
+            }
+            if flags.rst {
+                tcp.with(&["RST", family]).inc();
+            }
+        }
+        if let Some(ports) = &self.ports
+            && flow.verdict == i32::from(Verdict::Forwarded)
+            && flow.is_reply != Some(true)
+            && let Some(port) = destination_port(l4)
+        {
+            ports.with(&[protocol(l4), &port.to_string()]).inc();
+        }
+        if let Some(icmp) = &self.icmp {
+            match l4 {
+                Some(layer4::Protocol::IcmPv4(i)) => {
+                    icmp.with(&["IPv4", icmp_v4_type(i.r#type)]).inc();
+                }
+                Some(layer4::Protocol::IcmPv6(i)) => {
+                    icmp.with(&["IPv6", &i.r#type.to_string()]).inc();
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+fn type_and_subtype(flow: &Flow) -> (&'static str, String) {
+    let event = flow.event_type.as_ref();
+    let kind = event.map_or(0, |e| e.r#type);
+    match kind {
+        monitor::ACCESS_LOG => {
+            let sub = match flow.l7.as_ref().and_then(|l7| l7.record.as_ref()) {
+                Some(flow::layer7::Record::Dns(_)) => "DNS",
+                Some(flow::layer7::Record::Http(_)) => "HTTP",
+                None => "",
+            };
+            ("L7", sub.to_owned())
+        }
+        monitor::DROP => ("Drop", String::new()),
+        monitor::CAPTURE => ("Capture", String::new()),
+        monitor::TRACE => (
+            "Trace",
+            trace_point(event.map_or(0, |e| e.sub_type)).to_owned(),
+        ),
+        monitor::POLICY_VERDICT => ("PolicyVerdict", String::new()),
+        other => ("Unknown", other.to_string()),
+    }
+}
+
+/// Cilium's `TraceObservationPoints` names by trace sub type.
+fn trace_point(sub_type: i32) -> &'static str {
+    match sub_type {
+        0 => "to-endpoint",
+        1 => "to-proxy",
+        2 => "to-host",
+        3 => "to-stack",
+        4 => "to-overlay",
+        5 => "from-endpoint",
+        6 => "from-proxy",
+        7 => "from-host",
+        8 => "from-stack",
+        9 => "from-overlay",
+        10 => "from-network",
+        11 => "to-network",
+        _ => "unknown",
+    }
+}
+
+fn verdict(flow: &Flow) -> &'static str {
+    Verdict::try_from(flow.verdict).map_or("VERDICT_UNKNOWN", |v| v.as_str_name())
+}
+
+fn protocol(l4: Option<&layer4::Protocol>) -> &'static str {
+    match l4 {
+        Some(layer4::Protocol::Tcp(_)) => "TCP",
+        Some(layer4::Protocol::Udp(_)) => "UDP",
+        Some(layer4::Protocol::Sctp(_)) => "SCTP",
+        Some(layer4::Protocol::IcmPv4(_)) => "ICMPv4",
+        Some(layer4::Protocol::IcmPv6(_)) => "ICMPv6",
+        _ => "Unknown",
+    }
+}
+
+fn family(flow: &Flow) -> &'static str {
+    match flow.ip.as_ref().map(|ip| ip.ip_version) {
+        Some(v) if v == i32::from(flow::IpVersion::IPv6) => "IPv6",
+        Some(v) if v == i32::from(flow::IpVersion::IPv4) => "IPv4",
+        _ => "",
+    }
+}
+
+fn destination_port(l4: Option<&layer4::Protocol>) -> Option<u32> {
+    match l4? {
+        layer4::Protocol::Tcp(t) => Some(t.destination_port),
+        layer4::Protocol::Udp(u) => Some(u.destination_port),
+        layer4::Protocol::Sctp(s) => Some(s.destination_port),
+        _ => None,
+    }
+}
+
+/// Go's `layers.ICMPv4TypeCode` type names, as Hubble labels them.
+fn icmp_v4_type(r#type: u32) -> &'static str {
+    match r#type {
+        0 => "EchoReply",
+        3 => "DestinationUnreachable",
+        4 => "SourceQuench",
+        5 => "Redirect",
+        8 => "EchoRequest",
+        9 => "RouterAdvertisement",
+        10 => "RouterSolicitation",
+        11 => "TimeExceeded",
+        12 => "ParameterProblem",
+        13 => "TimestampRequest",
+        14 => "TimestampReply",
+        _ => "Unknown",
+    }
+}
+
+#[cfg(test)]
+mod tests;
