@@ -1,3 +1,5 @@
-//! What the binaries share: log and trace setup and trace context propagation.
+//! What the binaries share: log and trace setup and trace context propagation, and clients of
+//! the Observer API.
 
 pub mod logging;
+pub mod observer_client;

@@ -10,12 +10,14 @@
 //! - [`filter`]: `FlowFilter` whitelists and blacklists; [`query`] adds number/first/since/until.
 //! - [`print`]: compact, dict, table and JSON output.
 //! - [`flow_metrics`]: Hubble's `hubble_*` counters of flows.
+//! - [`merge`]: flows of several nodes in time order (the relay).
 //! - [`server`]: the `observer.Observer` gRPC service over a ring.
 
 pub mod decode;
 pub mod enrich;
 pub mod filter;
 pub mod flow_metrics;
+pub mod merge;
 pub mod print;
 pub mod query;
 pub mod ring;

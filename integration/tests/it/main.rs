@@ -8,6 +8,7 @@ mod embedded;
 mod netns;
 mod netpol_probe;
 mod observe;
+mod relay;
 mod route_reconciler;
 mod routes;
 mod telemetry;

@@ -7,16 +7,14 @@ mod tests;
 mod time;
 
 use std::io::Write as _;
-use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
-use hyper_util::rt::TokioIo;
 use observe::print::{self, Format};
 use schema::observer::get_flows_response::ResponseTypes;
 use schema::observer::observer_client::ObserverClient;
 use schema::observer::{GetFlowsRequest, ServerStatusRequest};
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 use crate::embedded::RunDir;
 
@@ -137,7 +135,7 @@ pub(crate) fn run(args: &ObserveArgs, run: &RunDir) -> Result<bool> {
         .build()
         .context("start tokio")?;
     runtime.block_on(async {
-        let mut client = connect(&server).await?;
+        let mut client = connect(&server)?;
         match args.command {
             Some(ObserveCommand::Status) => status(&mut client, &server).await,
             None => flows(&mut client, args).await,
@@ -145,39 +143,9 @@ pub(crate) fn run(args: &ObserveArgs, run: &RunDir) -> Result<bool> {
     })
 }
 
-/// A client of `server` (`unix:///path`, `unix:path`, `http://host:port` or `host:port`).
-async fn connect(server: &str) -> Result<ObserverClient<Channel>> {
-    let channel = if let Some(path) = server
-        .strip_prefix("unix://")
-        .or_else(|| server.strip_prefix("unix:"))
-    {
-        let path = PathBuf::from(path);
-        // The URI is required and ignored: the connector dials the socket.
-        Endpoint::try_from("http://[::1]:4245")
-            .context("endpoint")?
-            .connect_with_connector(tower::service_fn(move |_| {
-                let path = path.clone();
-                async move {
-                    let stream = tokio::net::UnixStream::connect(&path).await?;
-                    Ok::<_, std::io::Error>(TokioIo::new(stream))
-                }
-            }))
-            .await
-    } else {
-        let uri = if server.contains("://") {
-            server.to_owned()
-        } else {
-            format!("http://{server}")
-        };
-        Endpoint::try_from(uri)
-            .with_context(|| format!("{server:?} is not a server address"))?
-            .connect()
-            .await
-    };
-    let channel = channel.with_context(|| {
-        format!("connect to the Hubble Observer API at {server} (is the node up?)")
-    })?;
-    Ok(ObserverClient::new(channel))
+/// A client of `server`; the first call says whether it answers.
+fn connect(server: &str) -> Result<ObserverClient<Channel>> {
+    Ok(cmd::observer_client::client(server)?)
 }
 
 /// The request the flags ask for.
@@ -229,7 +197,7 @@ async fn flows(client: &mut ObserverClient<Channel>, args: &ObserveArgs) -> Resu
     let mut stream = client
         .get_flows(request)
         .await
-        .context("GetFlows")?
+        .context("GetFlows (is the node up?)")?
         .into_inner();
     let mut table = Vec::new();
     let mut out = std::io::stdout();
@@ -263,7 +231,7 @@ async fn status(client: &mut ObserverClient<Channel>, server: &str) -> Result<bo
     let status = client
         .server_status(ServerStatusRequest {})
         .await
-        .context("ServerStatus")?
+        .with_context(|| format!("ServerStatus of {server} (is the node up?)"))?
         .into_inner();
     print!("{}", status_text(&status, server));
     Ok(true)
