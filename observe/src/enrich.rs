@@ -10,7 +10,7 @@ use std::net::Ipv4Addr;
 use std::sync::Arc;
 
 use bpf::{Event, EventKind};
-use reconcilers::datapath::IdentityRow;
+use reconcilers::datapath::{IdentityRow, PolicyCookie, PolicyRef};
 use reconcilers::endpoints::{Endpoint, EndpointState};
 use reconcilers::objects::StoredObject;
 use schema::flow::{self, Flow, Policy, TrafficDirection, Verdict, Workload};
@@ -97,6 +97,7 @@ pub struct LookupTables {
     pub endpoints: Table<Endpoint>,
     pub identities: Table<IdentityRow>,
     pub objects: Table<StoredObject>,
+    pub policy_cookies: Table<PolicyCookie>,
 }
 
 /// A snapshot of the tables for enrichment.
@@ -119,9 +120,15 @@ impl TableLookup {
         lookup
     }
 
-    /// The endpoints, identities and pods as of `txn`.
+    /// The endpoints, identities, pods and policy cookies as of `txn`.
     pub fn from_tables(txn: &ReadTxn, tables: &LookupTables) -> TableLookup {
         let mut lookup = TableLookup::new();
+        for entry in txn.all(&tables.policy_cookies) {
+            let row = &entry.object;
+            lookup
+                .policies
+                .insert(row.cookie, row.policies.iter().map(flow_policy).collect());
+        }
         for entry in txn.all(&tables.identities) {
             let row = &entry.object;
             lookup.labels.insert(
@@ -177,8 +184,7 @@ impl TableLookup {
         self.labels.insert(identity, labels);
     }
 
-    /// Names the policies behind a policy map cookie. The policy derivation does not hand out
-    /// cookies yet (every entry has cookie 0), so nothing calls this outside tests today.
+    /// Names the policies behind a policy map cookie (tests, and sources other than the tables).
     pub fn insert_policies(&mut self, cookie: u32, policies: Vec<Policy>) {
         self.policies.insert(cookie, policies);
     }
@@ -198,6 +204,28 @@ impl Lookup for TableLookup {
             return &[];
         }
         self.policies.get(&cookie).map_or(&[], Vec::as_slice)
+    }
+}
+
+/// A policy as Hubble names it, with the labels Cilium gives its rules.
+fn flow_policy(policy: &PolicyRef) -> Policy {
+    let mut labels = vec![format!(
+        "k8s:io.cilium.k8s.policy.derived-from={}",
+        policy.kind
+    )];
+    labels.push(format!("k8s:io.cilium.k8s.policy.name={}", policy.name));
+    if !policy.namespace.is_empty() {
+        labels.push(format!(
+            "k8s:io.cilium.k8s.policy.namespace={}",
+            policy.namespace
+        ));
+    }
+    Policy {
+        name: policy.name.clone(),
+        namespace: policy.namespace.clone(),
+        labels,
+        revision: 0,
+        kind: policy.kind.clone(),
     }
 }
 

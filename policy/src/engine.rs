@@ -207,6 +207,11 @@ impl Engine {
         self.upsert_policy(origin.clone(), Vec::new())
     }
 
+    /// The policy a rule (as map-state sources name it) was translated from.
+    pub fn rule_origin(&self, rule: u32) -> Option<&Arc<Origin>> {
+        self.rules.get(&rule).map(|entry| &entry.rule.origin)
+    }
+
     pub fn map_state(&self, identity: Identity) -> Option<&MapState> {
         self.subjects.get(&identity).map(|s| &s.map)
     }

@@ -209,7 +209,7 @@ impl MapState {
             } else {
                 // Resolved here, while this key's contributions are at hand.
                 let new = verdict(at_key, denied(&self.denies, key));
-                self.set_resolved(key, new, changes);
+                self.set_resolved(key, new, true, changes);
             }
         }
         let added = keys.len();
@@ -241,7 +241,7 @@ impl MapState {
             if deny {
                 self.resolve_around(key, true, changes);
             } else {
-                self.set_resolved(key, new, changes);
+                self.set_resolved(key, new, true, changes);
             }
         }
         keys.len()
@@ -298,15 +298,51 @@ impl MapState {
             .contributions
             .get(&key)
             .and_then(|at_key| verdict(at_key, denied(&self.denies, key)));
-        self.set_resolved(key, new, changes);
+        // Only deny changes come here: the denies deciding this key may have changed.
+        self.set_resolved(key, new, new == Some(Verdict::Deny), changes);
     }
 
-    fn set_resolved(&mut self, key: Key, new: Option<Verdict>, changes: &mut Vec<EntryChange>) {
+    /// The contributions that give `key` its verdict: when denied, the denies at it and at the
+    /// keys covering it; else its allows; else its L7 redirects. What flows name as the
+    /// policies that allowed or denied a connection.
+    pub fn deciding_sources(&self, key: &Key) -> Vec<&Source> {
+        let Some(verdict) = self.resolved.get(key) else {
+            return Vec::new();
+        };
+        let at = |k: &Key, want: fn(&Effect) -> bool| -> Vec<&Source> {
+            self.contributions(k)
+                .filter(|(_, e)| want(e))
+                .map(|(s, _)| s)
+                .collect()
+        };
+        match verdict {
+            Verdict::Deny => {
+                let broadest = Key::any(key.direction, key.identity);
+                self.denies
+                    .range(broadest..=*key)
+                    .filter(|(k, _)| k.covers(key))
+                    .flat_map(|(k, _)| at(k, |e| matches!(e, Effect::Deny)))
+                    .collect()
+            }
+            Verdict::Allow => at(key, |e| matches!(e, Effect::Allow)),
+            Verdict::Redirect(_) => at(key, |e| matches!(e, Effect::L7(_))),
+        }
+    }
+
+    /// Records the key's verdict. A change is reported when the verdict changed, or when the
+    /// contributions deciding it did (`touched`): flows name the policies behind an entry.
+    fn set_resolved(
+        &mut self,
+        key: Key,
+        new: Option<Verdict>,
+        touched: bool,
+        changes: &mut Vec<EntryChange>,
+    ) {
         let old = match new {
             Some(verdict) => self.resolved.insert(key, verdict),
             None => self.resolved.remove(&key),
         };
-        if old != new {
+        if old != new || (touched && new.is_some()) {
             changes.push(EntryChange { key, old, new });
         }
     }

@@ -148,6 +148,9 @@ pub struct PolicyEntry {
     pub endpoint_id: u16,
     pub key: Key,
     pub verdict: Verdict,
+    /// Names the policies behind the verdict (a [`PolicyCookie`] row); 0: none (a default
+    /// or `allow-localhost` entry).
+    pub cookie: u32,
     pub status: Status,
 }
 
@@ -192,4 +195,30 @@ pub fn register_policy_entries_table(db: &Db) -> Result<Table<PolicyEntry>, stat
     db.register_table(
         TableSchema::new("policy-entries", POLICY_ENTRY_KEY).with_index(POLICY_ENTRY_ENDPOINT),
     )
+}
+
+/// A policy as flows name it (Hubble's `flow.Policy`).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PolicyRef {
+    /// `CiliumNetworkPolicy`, `CiliumClusterwideNetworkPolicy` or `NetworkPolicy`.
+    pub kind: String,
+    /// Empty for cluster-wide policies.
+    pub namespace: String,
+    pub name: String,
+}
+
+/// The policies a policy map entry's cookie stands for: the datapath reports the cookie of the
+/// entry that decided a connection, and flows name these. One row per distinct set of
+/// policies; a number is never given to another set while the agent runs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PolicyCookie {
+    pub cookie: u32,
+    pub policies: Vec<PolicyRef>,
+}
+
+pub const POLICY_COOKIE: Index<PolicyCookie, u32> =
+    Index::new("cookie", true, |c| KeySet::One(c.cookie));
+
+pub fn register_policy_cookies_table(db: &Db) -> Result<Table<PolicyCookie>, statedb::Error> {
+    db.register_table(TableSchema::new("policy-cookies", POLICY_COOKIE))
 }

@@ -27,13 +27,14 @@ use tracing::field::Empty;
 
 use crate::cause::{self, Cause, Causes};
 use crate::datapath::{
-    DatapathEndpoint, IdentityRow, IpcacheEntry, PolicyEntry, register_datapath_endpoints_table,
-    register_identities_table, register_ipcache_table, register_policy_entries_table,
+    DatapathEndpoint, IdentityRow, IpcacheEntry, PolicyCookie, PolicyEntry,
+    register_datapath_endpoints_table, register_identities_table, register_ipcache_table,
+    register_policy_cookies_table, register_policy_entries_table,
 };
 use crate::endpoints::{Endpoint, register_endpoints_table};
 use crate::objects::{StoredObject, register_objects_table};
 use model::Model;
-use write::{EndpointIdentities, Writer};
+use write::{Cookies, EndpointIdentities, Writer};
 pub use write::{TableCounts, Written};
 
 /// The name of the derivation's initializer on its output tables, and of its spans.
@@ -48,10 +49,11 @@ pub struct DeriveTables {
     pub ipcache: Table<IpcacheEntry>,
     pub datapath_endpoints: Table<DatapathEndpoint>,
     pub policy_entries: Table<PolicyEntry>,
+    pub policy_cookies: Table<PolicyCookie>,
 }
 
 impl DeriveTables {
-    /// Registers all six tables.
+    /// Registers all seven tables.
     pub fn register(db: &Db) -> Result<DeriveTables, statedb::Error> {
         Ok(DeriveTables {
             objects: register_objects_table(db)?,
@@ -60,6 +62,7 @@ impl DeriveTables {
             ipcache: register_ipcache_table(db)?,
             datapath_endpoints: register_datapath_endpoints_table(db)?,
             policy_entries: register_policy_entries_table(db)?,
+            policy_cookies: register_policy_cookies_table(db)?,
         })
     }
 }
@@ -203,6 +206,7 @@ struct Deriver {
     endpoints: Changes<Endpoint>,
     model: Model,
     written: EndpointIdentities,
+    cookies: Cookies,
     initializers: Option<Initializers>,
     causes: DeriveCauses,
 }
@@ -257,6 +261,7 @@ impl Deriver {
             endpoints: tables.endpoints.changes(),
             model: Model::new(config),
             written: EndpointIdentities::default(),
+            cookies: Cookies::default(),
             initializers: Some(Initializers {
                 identities,
                 ipcache,
@@ -336,11 +341,13 @@ impl Deriver {
                 &tables.ipcache,
                 &tables.datapath_endpoints,
                 &tables.policy_entries,
+                &tables.policy_cookies,
             ]);
             let mut writer = Writer {
                 txn: &mut wtxn,
                 tables,
                 model: &self.model,
+                cookies: &mut self.cookies,
                 written: Written::default(),
             };
             writer.write(&dirty, &mut self.written);

@@ -85,6 +85,7 @@ fn allow(endpoint_id: u16, direction: Direction, peer: u32, port: u16) -> Policy
         endpoint_id,
         key: Key::new(direction, Identity(peer), PROTO_TCP, port, 16),
         verdict: Verdict::Allow,
+        cookie: 0,
         status: Status::pending(),
     }
 }

@@ -188,6 +188,24 @@ fn starwars_flows_through_observe_and_the_observer_api() {
         ),
         "{landed}"
     );
+    // The verdict names the policy that allowed it, as Hubble's `ingress_allowed_by`.
+    let verdict = node.myelin_ok(&[
+        "observe",
+        "--from-pod",
+        "default/tiefighter",
+        "-t",
+        "policy-verdict",
+        "--last",
+        "1",
+        "-o",
+        "json",
+    ]);
+    let value: serde_json::Value = serde_json::from_str(verdict.trim()).expect("one JSON line");
+    let allowed_by = &value["flow"]["ingress_allowed_by"][0];
+    assert_eq!(allowed_by["name"], "rule1", "{verdict}");
+    assert_eq!(allowed_by["namespace"], "default", "{verdict}");
+    assert_eq!(allowed_by["kind"], "CiliumNetworkPolicy", "{verdict}");
+
     // `--not` excludes: no forwarded flow is left among xwing's.
     let not_forwarded = node.myelin_ok(&[
         "observe",

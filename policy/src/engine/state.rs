@@ -35,7 +35,9 @@ impl Delta {
     }
 
     /// Folds repeated changes of one entry into one (first old, last new) and drops those
-    /// that end where they started.
+    /// of entries that neither existed before nor exist after. An entry that ends with the
+    /// verdict it started with stays: its deciding contributions changed, and with them the
+    /// policies a flow names.
     pub(crate) fn coalesce(&mut self) {
         // A stable sort keeps each entry's changes in the order they happened.
         self.entries
@@ -47,7 +49,7 @@ impl Delta {
                 _ => folded.push((subject, change)),
             }
         }
-        folded.retain(|(_, change)| change.old != change.new);
+        folded.retain(|(_, change)| change.old.is_some() || change.new.is_some());
         self.entries = folded;
     }
 

@@ -293,6 +293,69 @@ fn starwars_rule1_lets_empire_ships_land_on_the_deathstar_and_not_the_xwing() {
     );
 }
 
+/// Each entry names the policies that decide it through its cookie; a second policy allowing
+/// the same entry rewrites it with a cookie naming both, although its verdict is unchanged.
+#[test]
+fn entries_carry_a_cookie_naming_the_policies_that_decide_them() {
+    let mut f = Fixture::starwars();
+    let tiefighter = f.identity_of_endpoint(3);
+    let cookie_of = |f: &Fixture| {
+        let txn = f.db.read_txn();
+        let key = crate::datapath::policy_entry_key(
+            1,
+            &policy::mapstate::Key::new(Direction::Ingress, tiefighter, PROTO_TCP, 80, 16),
+        );
+        let cookie = txn
+            .get(
+                &f.tables.policy_entries,
+                &crate::datapath::POLICY_ENTRY_KEY,
+                &key,
+            )
+            .map(|e| e.object.cookie)
+            .expect("the tiefighter's entry");
+        let policies: Vec<String> = txn
+            .get(
+                &f.tables.policy_cookies,
+                &crate::datapath::POLICY_COOKIE,
+                &cookie,
+            )
+            .map(|c| {
+                c.object
+                    .policies
+                    .iter()
+                    .map(|p| format!("{} {}/{}", p.kind, p.namespace, p.name))
+                    .collect()
+            })
+            .unwrap_or_default();
+        (cookie, policies)
+    };
+    let (first, policies) = cookie_of(&f);
+    assert_ne!(first, 0);
+    assert_eq!(policies, ["CiliumNetworkPolicy default/rule1"]);
+    f.apply(
+        "
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: empire-too}
+spec:
+  endpointSelector: {matchLabels: {class: deathstar}}
+  ingress:
+  - fromEndpoints: [{matchLabels: {class: tiefighter}}]
+    toPorts: [{ports: [{port: \"80\", protocol: TCP}]}]
+",
+    );
+    f.round();
+    let (second, policies) = cookie_of(&f);
+    assert_ne!(second, first);
+    assert_eq!(
+        policies,
+        [
+            "CiliumNetworkPolicy default/empire-too",
+            "CiliumNetworkPolicy default/rule1"
+        ]
+    );
+}
+
 #[test]
 fn a_new_pod_writes_only_its_rows_and_the_entries_that_select_it() {
     let mut f = Fixture::starwars();

@@ -2,11 +2,11 @@
 //! what the table holds; only rows whose content differs are written (with a pending status)
 //! or deleted, so a row that comes out the same keeps its revision and its status.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use policy::identity::Identity;
-use policy::mapstate::{Key, Verdict};
+use policy::mapstate::{Key, Source, Verdict};
 use policy::rule::Direction;
 use statedb::{Table, Txn, WriteTxn};
 
@@ -14,7 +14,8 @@ use super::DeriveTables;
 use super::model::{Dirty, Model};
 use crate::datapath::{
     DATAPATH_ENDPOINT_ID, DatapathEndpoint, IDENTITY_ID, IPCACHE_KEY, IdentityRow, IpcacheEntry,
-    IpcacheKey, POLICY_ENTRY_ENDPOINT, POLICY_ENTRY_KEY, PolicyEntry, policy_entry_key,
+    IpcacheKey, POLICY_ENTRY_ENDPOINT, POLICY_ENTRY_KEY, PolicyCookie, PolicyEntry, PolicyRef,
+    policy_entry_key,
 };
 use crate::status::Status;
 
@@ -93,7 +94,15 @@ pub(super) struct Writer<'a> {
     pub(super) txn: &'a mut WriteTxn,
     pub(super) tables: &'a DeriveTables,
     pub(super) model: &'a Model,
+    pub(super) cookies: &'a mut Cookies,
     pub(super) written: Written,
+}
+
+/// Cookie numbers per distinct set of policies. A number is never reused while the agent
+/// runs, so a flow decoded late still names the policies its entry had.
+#[derive(Debug, Default)]
+pub(super) struct Cookies {
+    by_policies: HashMap<Vec<PolicyRef>, u32>,
 }
 
 impl Writer<'_> {
@@ -146,10 +155,16 @@ impl Writer<'_> {
                 .engine
                 .map_state(*identity)
                 .and_then(|m| m.get(key));
-            for endpoint in endpoints.endpoints_of(*identity) {
-                if !resync.contains(&endpoint) {
-                    self.policy_entry(endpoint, key, verdict);
-                }
+            let endpoints: Vec<u16> = endpoints
+                .endpoints_of(*identity)
+                .filter(|endpoint| !resync.contains(endpoint))
+                .collect();
+            if endpoints.is_empty() {
+                continue;
+            }
+            let want = verdict.map(|v| (v, self.cookie(*identity, key)));
+            for endpoint in endpoints {
+                self.policy_entry(endpoint, key, want);
             }
         }
         for endpoint in resync {
@@ -232,20 +247,62 @@ impl Writer<'_> {
         })
     }
 
-    fn policy_entry(&mut self, endpoint: u16, key: &Key, verdict: Option<Verdict>) {
+    /// The cookie naming the policies behind `identity`'s entry at `key`, interned (and
+    /// written to the cookies table) on first use; 0 when no policy decides it.
+    fn cookie(&mut self, identity: Identity, key: &Key) -> u32 {
+        let engine = &self.model.engine;
+        let Some(map) = engine.map_state(identity) else {
+            return 0;
+        };
+        let mut policies: Vec<PolicyRef> = map
+            .deciding_sources(key)
+            .into_iter()
+            .filter_map(|source| match source {
+                Source::Rule { rule, .. } => engine.rule_origin(*rule),
+                Source::DefaultAllow(_) | Source::Localhost => None,
+            })
+            .map(|origin| PolicyRef {
+                kind: origin.kind.as_str().to_owned(),
+                namespace: origin.namespace.clone().unwrap_or_default(),
+                name: origin.name.clone(),
+            })
+            .collect();
+        if policies.is_empty() {
+            return 0;
+        }
+        policies.sort();
+        policies.dedup();
+        if let Some(cookie) = self.cookies.by_policies.get(&policies) {
+            return *cookie;
+        }
+        let cookie = u32::try_from(self.cookies.by_policies.len() + 1).unwrap_or(u32::MAX);
+        self.cookies.by_policies.insert(policies.clone(), cookie);
+        let table = self.tables.policy_cookies.clone();
+        if let Err(error) = self.txn.insert(&table, PolicyCookie { cookie, policies }) {
+            tracing::warn!(%error, cookie, "cookie row not written");
+        }
+        cookie
+    }
+
+    fn policy_entry(&mut self, endpoint: u16, key: &Key, want: Option<(Verdict, u32)>) {
         let pk = policy_entry_key(endpoint, key);
         let have = self
             .txn
             .get(&self.tables.policy_entries, &POLICY_ENTRY_KEY, &pk)
             .map(|e| Arc::clone(&e.object));
         let table = self.tables.policy_entries.clone();
-        match (have, verdict) {
+        match (have, want) {
             (Some(have), None) => self.delete(&table, &have, Counter::PolicyEntries),
-            (have, Some(verdict)) if have.as_ref().is_none_or(|h| h.verdict != verdict) => {
+            (have, Some((verdict, cookie)))
+                if have
+                    .as_ref()
+                    .is_none_or(|h| h.verdict != verdict || h.cookie != cookie) =>
+            {
                 let entry = PolicyEntry {
                     endpoint_id: endpoint,
                     key: *key,
                     verdict,
+                    cookie,
                     status: Status::pending(),
                 };
                 self.insert(&table, entry, Counter::PolicyEntries);
@@ -276,7 +333,8 @@ impl Writer<'_> {
             }
         }
         for (key, verdict) in want {
-            self.policy_entry(endpoint, &key, Some(verdict));
+            let cookie = identity.map_or(0, |id| self.cookie(id, &key));
+            self.policy_entry(endpoint, &key, Some((verdict, cookie)));
         }
     }
 

@@ -119,11 +119,12 @@ fn boot_time() -> SystemTime {
 }
 
 /// The revisions a [`TableLookup`] was built at: a new snapshot only when one moved.
-fn revisions(txn: &ReadTxn, tables: &LookupTables) -> [Revision; 3] {
+fn revisions(txn: &ReadTxn, tables: &LookupTables) -> [Revision; 4] {
     [
         txn.revision(&tables.endpoints),
         txn.revision(&tables.identities),
         txn.revision(&tables.objects),
+        txn.revision(&tables.policy_cookies),
     ]
 }
 

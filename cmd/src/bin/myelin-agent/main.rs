@@ -132,6 +132,7 @@ async fn run(args: Args) -> Result<()> {
             endpoints: agent.endpoints_table().clone(),
             identities: node.tables.identities.clone(),
             objects: objects.table().clone(),
+            policy_cookies: node.policy_cookies.clone(),
         };
         hubble::start(
             config,

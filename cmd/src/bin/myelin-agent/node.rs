@@ -10,7 +10,9 @@ use bpf::Datapath;
 use bpf::maps::policy::{Policy, PolicyKey, PolicyValue};
 use policy::identity::Identity;
 use reconcilers::cause::Causes;
-use reconcilers::datapath::register_identities_table;
+use reconcilers::datapath::{
+    PolicyCookie, register_identities_table, register_policy_cookies_table,
+};
 use reconcilers::derive::{Derivation, DeriveCauses, DeriveConfig, DeriveError, DeriveTables};
 use reconcilers::endpoints::Endpoint;
 use reconcilers::objects::StoredObject;
@@ -51,6 +53,8 @@ pub(crate) struct Node {
     reconcilers: DatapathReconcilers,
     /// A second handle on the pinned policy map, for `bpf policy get`.
     kernel_policy: Mutex<Policy>,
+    /// The policies behind each policy map cookie, for flows.
+    pub(crate) policy_cookies: Table<PolicyCookie>,
 }
 
 impl Node {
@@ -66,6 +70,7 @@ impl Node {
         shutdown: &CancellationToken,
     ) -> Result<Node, NodeError> {
         let identities = register_identities_table(db)?;
+        let policy_cookies = register_policy_cookies_table(db)?;
         let datapath_tables = DatapathTables::register(db)?;
         let datapath = Datapath::open(pin_dir).map_err(|source| NodeError::Datapath {
             pin_dir: pin_dir.to_owned(),
@@ -109,6 +114,7 @@ impl Node {
                 ipcache: datapath_tables.ipcache.clone(),
                 datapath_endpoints: datapath_tables.endpoints.clone(),
                 policy_entries: datapath_tables.policy.clone(),
+                policy_cookies: policy_cookies.clone(),
             },
             &config,
             shutdown.clone(),
@@ -127,6 +133,7 @@ impl Node {
             derivation,
             reconcilers,
             kernel_policy: Mutex::new(kernel_policy),
+            policy_cookies,
         })
     }
 

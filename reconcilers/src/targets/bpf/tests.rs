@@ -47,7 +47,7 @@ fn policy_keys_and_values() {
             out,
             "{key} {verdict:?} -> {map_key} (prefix {}) {:?}",
             raw.prefix_len(),
-            policy_value(verdict).verdict
+            policy_value(verdict, 0).verdict
         )
         .unwrap();
     }
