@@ -7,6 +7,8 @@
 use std::fmt;
 use std::net::Ipv4Addr;
 
+use arrayvec::ArrayVec;
+
 use crate::Error;
 use crate::maps::Direction;
 use crate::maps::policy::Verdict;
@@ -198,8 +200,9 @@ pub struct Event {
     /// Length of the whole packet.
     pub pkt_len: u32,
     pub flow: Flow,
-    /// The first bytes of the packet, Ethernet header first.
-    pub data: Vec<u8>,
+    /// The first bytes of the packet, Ethernet header first (inline: a reader keeping events
+    /// allocates nothing per event for them).
+    pub data: ArrayVec<u8, CAPTURE_LEN>,
 }
 
 impl Event {
@@ -276,7 +279,7 @@ impl Event {
                 direction,
                 ct_state,
             },
-            data: raw.data[..cap_len].to_vec(),
+            data: raw.data[..cap_len].iter().copied().collect(),
         })
     }
 }

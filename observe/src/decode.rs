@@ -61,6 +61,11 @@ impl Decoder {
         Ok(self.flow(&event))
     }
 
+    /// When the event happened, as a flow's `time`.
+    pub fn time(&self, event: &Event) -> Timestamp {
+        timestamp(self.boot + Duration::from_nanos(event.ktime_ns))
+    }
+
     /// A decoded event into a flow, before enrichment: endpoints carry only the identities.
     pub fn flow(&self, event: &Event) -> Flow {
         let f = &event.flow;

@@ -169,7 +169,9 @@ fn event(
             direction,
             ct_state,
         },
-        data: vec![0x0a, 0, 0, 0, 0, 0x0c, 0x0a, 0, 0, 0, 0, 0x0b, 0x08, 0x00],
+        data: [0x0a, 0, 0, 0, 0, 0x0c, 0x0a, 0, 0, 0, 0, 0x0b, 0x08, 0x00]
+            .into_iter()
+            .collect(),
     }
 }
 

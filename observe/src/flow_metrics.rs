@@ -89,6 +89,15 @@ impl FlowMetrics {
         Ok(out)
     }
 
+    /// Whether any metric is on: flows are built for them only then.
+    pub fn is_enabled(&self) -> bool {
+        self.flows.is_some()
+            || self.drops.is_some()
+            || self.tcp.is_some()
+            || self.ports.is_some()
+            || self.icmp.is_some()
+    }
+
     /// Counts one flow in every enabled metric.
     pub fn observe(&self, flow: &Flow) {
         if let Some(flows) = &self.flows {

@@ -41,16 +41,16 @@ impl Query {
         })
     }
 
-    fn after_since(&self, flow: &Flow) -> bool {
-        match (&self.since, &flow.time) {
+    fn after_since(&self, time: Option<&Timestamp>) -> bool {
+        match (&self.since, time) {
             (Some(since), Some(time)) => key(time) >= key(since),
             (Some(_), None) => false,
             (None, _) => true,
         }
     }
 
-    fn before_until(&self, flow: &Flow) -> bool {
-        match (&self.until, &flow.time) {
+    fn before_until(&self, time: Option<&Timestamp>) -> bool {
+        match (&self.until, time) {
             (Some(until), Some(time)) => key(time) <= key(until),
             (Some(_), None) => false,
             (None, _) => true,
@@ -59,7 +59,9 @@ impl Query {
 
     /// Whether a flow passes the filters and the time window.
     pub fn matches(&self, flow: &Flow) -> bool {
-        self.after_since(flow) && self.before_until(flow) && self.filters.matches(flow)
+        self.after_since(flow.time.as_ref())
+            && self.before_until(flow.time.as_ref())
+            && self.filters.matches(flow)
     }
 
     /// The stored flows selected, oldest first, and the position a follower continues at.
@@ -80,10 +82,10 @@ impl Query {
                 let Some(entry) = ring.get(position) else {
                     continue;
                 };
-                if !self.before_until(&entry.flow) {
+                if !self.before_until(entry.time().as_ref()) {
                     break;
                 }
-                if self.matches(&entry.flow) {
+                if self.matches(entry.flow()) {
                     out.push(entry);
                 }
             }
@@ -96,10 +98,10 @@ impl Query {
                     // Overwritten while we walked back: older ones are gone too.
                     break;
                 };
-                if !self.after_since(&entry.flow) {
+                if !self.after_since(entry.time().as_ref()) {
                     break;
                 }
-                if self.matches(&entry.flow) {
+                if self.matches(entry.flow()) {
                     out.push(entry);
                 }
             }

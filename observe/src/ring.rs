@@ -9,9 +9,16 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
+use std::sync::OnceLock;
+
 use arc_swap::ArcSwapOption;
+use bpf::Event;
+use prost_types::Timestamp;
 use schema::flow::Flow;
 use tokio::sync::Notify;
+
+use crate::decode::Decoder;
+use crate::enrich::{TableLookup, enrich};
 
 #[cfg(test)]
 mod tests;
@@ -20,10 +27,43 @@ mod tests;
 pub const DEFAULT_CAPACITY: usize = 4095;
 
 /// One stored flow and its position.
+///
+/// A flow the pipeline pushes stays a datapath event with the table snapshot of its time until
+/// someone reads it: most flows are overwritten unread, and building (then freeing) a `Flow`
+/// with its labels and names for each would cost the node more than the datapath's events do.
 #[derive(Debug)]
 pub struct Entry {
     pub position: u64,
-    pub flow: Flow,
+    time: Option<Timestamp>,
+    pending: Option<Pending>,
+    flow: OnceLock<Flow>,
+}
+
+/// What a lazily built flow is made of.
+#[derive(Debug)]
+struct Pending {
+    event: Event,
+    decoder: Arc<Decoder>,
+    lookup: Arc<TableLookup>,
+}
+
+impl Entry {
+    /// The flow, built and enriched on first use.
+    pub fn flow(&self) -> &Flow {
+        self.flow.get_or_init(|| match &self.pending {
+            Some(p) => {
+                let mut flow = p.decoder.flow(&p.event);
+                enrich(&mut flow, &p.event, p.lookup.as_ref());
+                flow
+            }
+            None => Flow::default(),
+        })
+    }
+
+    /// The flow's time, without building it.
+    pub fn time(&self) -> Option<Timestamp> {
+        self.time
+    }
 }
 
 /// The shared ring; read it through [`Ring::reader`] and [`Ring::get`].
@@ -119,9 +159,35 @@ impl Ring {
 impl RingWriter {
     /// Appends a flow, overwriting the oldest when the ring is full.
     pub fn push(&mut self, flow: Flow) {
-        let position = self.next;
+        let time = flow.time;
+        self.store(Entry {
+            position: self.next,
+            time,
+            pending: None,
+            flow: OnceLock::from(flow),
+        });
+    }
+
+    /// Appends the flow of a datapath event, decoded and enriched from `lookup` only when a
+    /// reader asks for it.
+    pub fn push_event(&mut self, event: Event, decoder: &Arc<Decoder>, lookup: &Arc<TableLookup>) {
+        let time = Some(decoder.time(&event));
+        self.store(Entry {
+            position: self.next,
+            time,
+            pending: Some(Pending {
+                event,
+                decoder: Arc::clone(decoder),
+                lookup: Arc::clone(lookup),
+            }),
+            flow: OnceLock::new(),
+        });
+    }
+
+    fn store(&mut self, entry: Entry) {
+        let position = entry.position;
         let slot = self.ring.slot(position);
-        self.ring.slots[slot].store(Some(Arc::new(Entry { position, flow })));
+        self.ring.slots[slot].store(Some(Arc::new(entry)));
         self.next += 1;
         // SeqCst pairs with `Reader::next`: either the reader sees the new end or the writer
         // sees the waiting reader.

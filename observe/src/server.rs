@@ -69,7 +69,7 @@ impl ObserverService {
             let Some(entry) = self.ring.get(position) else {
                 break;
             };
-            match &entry.flow.time {
+            match &entry.time() {
                 Some(time) if (time.seconds, time.nanos) >= (since.seconds, since.nanos) => {
                     recent += 1;
                 }
@@ -112,14 +112,14 @@ impl Streaming {
 
     async fn next(&mut self) -> Option<GetFlowsResponse> {
         if let Some(entry) = self.history.next() {
-            return Some(self.flow_response(&entry.flow));
+            return Some(self.flow_response(entry.flow()));
         }
         let reader = self.follow.as_mut()?;
         loop {
             match reader.next().await {
                 Read::Flow(entry) => {
-                    if self.query.matches(&entry.flow) {
-                        return Some(self.flow_response(&entry.flow));
+                    if self.query.matches(entry.flow()) {
+                        return Some(self.flow_response(entry.flow()));
                     }
                 }
                 Read::Lost(lost) => {
@@ -198,7 +198,7 @@ impl Observer for ObserverService {
             let Some(entry) = self.ring.get(position) else {
                 continue;
             };
-            for endpoint in [&entry.flow.source, &entry.flow.destination]
+            for endpoint in [&entry.flow().source, &entry.flow().destination]
                 .into_iter()
                 .flatten()
             {

@@ -26,6 +26,14 @@ pub struct Instance {
     /// first ready backend, since there is no service load balancer yet.
     #[serde(default)]
     pub services: BTreeMap<String, BTreeMap<String, String>>,
+    /// Whether the agent keeps flows and serves Hubble's API (`myelin up --hubble false`
+    /// turns it off, for measuring what observability costs).
+    #[serde(default = "enabled")]
+    pub hubble: bool,
+}
+
+fn enabled() -> bool {
+    true
 }
 
 /// One pod turned into a network namespace.

@@ -7,6 +7,10 @@ use tokio::io::unix::AsyncFd;
 use super::Event;
 use crate::Error;
 
+/// How long a reader waits before looking at a ring that did not wake it: the most a record
+/// waits for its reader when few arrive.
+pub(crate) const POLL: std::time::Duration = std::time::Duration::from_millis(20);
+
 /// The consumer of the pinned `events` ring buffer. One per ring buffer: the kernel keeps a
 /// single consumer position, so two readers would split the records between them.
 pub struct EventReader {
@@ -39,16 +43,18 @@ impl EventReader {
         Some(Event::decode(&item))
     }
 
-    /// Waits for the next record.
+    /// Waits for the next record. The datapath wakes readers only once records pile up
+    /// (`EVENTS_WAKEUP_BYTES`), so a quiet ring is looked at again every `POLL`.
     pub async fn next(&mut self) -> Result<Event, Error> {
         loop {
             if let Some(event) = self.try_next() {
                 return event;
             }
-            let mut ready = self.ring.readable_mut().await.map_err(Error::Events)?;
-            // Records may have arrived between the poll above and readiness; the next loop
-            // turn drains them before waiting again.
-            ready.clear_ready();
+            if let Ok(ready) = tokio::time::timeout(POLL, self.ring.readable_mut()).await {
+                // Records may have arrived between the poll above and readiness; the next
+                // loop turn drains them before waiting again.
+                ready.map_err(Error::Events)?.clear_ready();
+            }
         }
     }
 }

@@ -408,7 +408,11 @@ async fn events_carry_reason_verdict_and_flow() {
     .assert_debug_eq(&kinds);
     let drop = &got[2];
     assert_eq!(drop.pkt_len, u32::try_from(denied.len()).unwrap());
-    assert_eq!(drop.data, denied, "the whole (short) packet is captured");
+    assert_eq!(
+        drop.data.as_slice(),
+        denied.as_slice(),
+        "the whole (short) packet is captured"
+    );
     assert!(drop.ktime_ns > 0);
     expect![[r#"
         Flow {

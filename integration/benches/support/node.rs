@@ -49,6 +49,11 @@ pub(crate) struct Node {
 impl Node {
     /// `myelin up DIR --name NAME`; `name` must be unique on the machine (use the pid).
     pub(crate) fn up(dir: &Path, name: &str) -> Node {
+        Node::up_with(dir, name, &[])
+    }
+
+    /// `myelin up DIR --name NAME ARGS...`.
+    pub(crate) fn up_with(dir: &Path, name: &str, args: &[&str]) -> Node {
         let mut node = Node {
             name: name.to_owned(),
             run_dir: std::env::temp_dir().join(format!("myelin-bench-{name}")),
@@ -56,7 +61,9 @@ impl Node {
             pods: BTreeMap::new(),
         };
         let dir = dir.display().to_string();
-        let out = node.myelin_ok(&["up", &dir, "--name", name]);
+        let mut up = vec!["up", dir.as_str(), "--name", name];
+        up.extend(args);
+        let out = node.myelin_ok(&up);
         for line in out.lines() {
             let cells: Vec<&str> = line.split('\t').collect();
             if let [key, ipv4, netns] = cells[..] {

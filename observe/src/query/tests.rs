@@ -31,7 +31,7 @@ fn seconds(request: GetFlowsRequest) -> (Vec<i64>, u64) {
     (
         entries
             .iter()
-            .map(|e| e.flow.time.expect("time").seconds)
+            .map(|e| e.flow().time.expect("time").seconds)
             .collect(),
         next,
     )

@@ -14,7 +14,7 @@ fn flow(n: u32) -> Flow {
 fn read(reader: &mut super::Reader) -> Vec<String> {
     std::iter::from_fn(|| reader.try_next())
         .map(|read| match read {
-            Read::Flow(entry) => format!("{}:{}", entry.position, entry.flow.policy_match_type),
+            Read::Flow(entry) => format!("{}:{}", entry.position, entry.flow().policy_match_type),
             Read::Lost(n) => format!("lost {n}"),
         })
         .collect()
@@ -48,7 +48,7 @@ async fn followers_wake_on_new_flows() {
         let mut got = Vec::new();
         for _ in 0..3 {
             match reader.next().await {
-                Read::Flow(entry) => got.push(entry.flow.policy_match_type),
+                Read::Flow(entry) => got.push(entry.flow().policy_match_type),
                 Read::Lost(n) => panic!("lost {n}"),
             }
         }

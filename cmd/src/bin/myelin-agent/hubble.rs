@@ -140,7 +140,8 @@ async fn pipeline(
 ) {
     let txn = db.read_txn();
     let mut seen = revisions(&txn, &tables);
-    let mut lookup = TableLookup::from_tables(&txn, &tables);
+    let decoder = Arc::new(decoder);
+    let mut lookup = Arc::new(TableLookup::from_tables(&txn, &tables));
     loop {
         let first = tokio::select! {
             () = shutdown.cancelled() => return,
@@ -149,17 +150,19 @@ async fn pipeline(
         let txn = db.read_txn();
         let now = revisions(&txn, &tables);
         if now != seen {
-            lookup = TableLookup::from_tables(&txn, &tables);
+            lookup = Arc::new(TableLookup::from_tables(&txn, &tables));
             seen = now;
         }
         // One snapshot for everything already waiting.
         for event in std::iter::once(first).chain(std::iter::from_fn(|| events.try_next())) {
             match event {
                 Ok(event) => {
-                    let mut flow = decoder.flow(&event);
-                    enrich(&mut flow, &event, &lookup);
-                    metrics.observe(&flow);
-                    writer.push(flow);
+                    if metrics.is_enabled() {
+                        let mut flow = decoder.flow(&event);
+                        enrich(&mut flow, &event, lookup.as_ref());
+                        metrics.observe(&flow);
+                    }
+                    writer.push_event(event, &decoder, &lookup);
                 }
                 Err(error) => tracing::warn!(%error, "undecodable datapath event"),
             }

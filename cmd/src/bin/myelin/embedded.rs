@@ -38,6 +38,9 @@ pub(crate) struct UpArgs {
     /// Where pod addresses come from.
     #[arg(long, default_value = "10.244.0.0/16")]
     pod_cidr: String,
+    /// Keep flows and serve Hubble's Observer API (`myelin observe`).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    hubble: bool,
 }
 
 pub(crate) fn up(run: &RunDir, args: &UpArgs) -> Result<()> {
@@ -86,6 +89,7 @@ pub(crate) fn up(run: &RunDir, args: &UpArgs) -> Result<()> {
             pin_dir: format!("/sys/fs/bpf/{}", args.name),
             pods: BTreeMap::new(),
             services: BTreeMap::new(),
+            hubble: args.hubble,
         };
         instance.agent_pid = start_agent(run, &instance)?;
         run.save(&instance)?;
@@ -182,6 +186,7 @@ fn start_agent(run: &RunDir, instance: &Instance) -> Result<u32> {
             instance.pin_dir.clone().into(),
             "--node-name".into(),
             instance.name.clone().into(),
+            format!("--enable-hubble={}", instance.hubble).into(),
         ],
         &run.log("agent"),
     )
