@@ -272,17 +272,32 @@ static __always_inline void emit(struct __sk_buff *skb, struct ctx *c, __u8 type
 				       : BPF_RB_NO_WAKEUP);
 }
 
-static __always_inline int want_trace(struct ctx *c)
+static __always_inline __u32 trace_mode(void)
 {
 	__u32 zero = 0;
 	struct datapath_config *cfg = bpf_map_lookup_elem(&config, &zero);
-	__u32 mode = cfg ? cfg->trace_mode : TRACE_AGGREGATE;
+
+	return cfg ? cfg->trace_mode : TRACE_AGGREGATE;
+}
+
+/*
+ * Cilium's "medium" monitor aggregation: a connection's first packet, and a packet bringing a
+ * SYN, FIN or RST its direction has not carried yet; retransmissions and plain ACKs are not
+ * traced.
+ */
+static __always_inline int want_trace(struct ctx *c, __u32 mode, struct ct_entry *entry)
+{
+	__u8 flags = c->p.tcp_flags & (TCP_SYN | TCP_FIN | TCP_RST);
+	__u8 seen;
 
 	if (mode == TRACE_ALL)
 		return 1;
 	if (mode == TRACE_NONE)
 		return 0;
-	return c->ct_state == CT_STATE_NEW || (c->p.tcp_flags & (TCP_SYN | TCP_FIN | TCP_RST));
+	if (c->ct_state == CT_STATE_NEW || !entry)
+		return 1;
+	seen = c->ct_state == CT_STATE_REPLY ? entry->tcp_flags_rev : entry->tcp_flags_fwd;
+	return (flags & ~seen) != 0;
 }
 
 static __always_inline int drop(struct __sk_buff *skb, struct ctx *c, __u16 reason)
@@ -411,7 +426,7 @@ static __always_inline int handle(struct __sk_buff *skb, __u8 dir)
 	struct ipcache_value *ipv;
 	struct ct_key fwd, rev;
 	struct ct_entry *entry;
-	__u32 ep_addr, peer_addr, epoch;
+	__u32 ep_addr, peer_addr, epoch, mode;
 	__u16 flag;
 	int trace;
 
@@ -473,8 +488,10 @@ static __always_inline int handle(struct __sk_buff *skb, __u8 dir)
 	}
 
 	/* Decided once: nothing below changes the conntrack state or the flags it depends on. */
-	trace = want_trace(&c);
-	if (dir == DIR_EGRESS && trace)
+	mode = trace_mode();
+	trace = want_trace(&c, mode, entry);
+	/* As in Cilium, from-* points are traced only without aggregation. */
+	if (dir == DIR_EGRESS && mode == TRACE_ALL)
 		emit(skb, &c, EVENT_TRACE, OBS_FROM_ENDPOINT);
 
 	if (c.ct_state == CT_STATE_REPLY) {

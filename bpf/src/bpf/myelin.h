@@ -119,7 +119,7 @@ struct ct_entry {
  * writes it has seen. */
 
 /* ---- datapath configuration: array of one ---- */
-#define TRACE_AGGREGATE 0 /* traces for new connections and for packets with new TCP flags */
+#define TRACE_AGGREGATE 0 /* to-* traces of new connections and of SYN/FIN/RST new to their direction */
 #define TRACE_ALL 1
 #define TRACE_NONE 2
 

@@ -22,7 +22,7 @@ use bpf::{
 };
 use expect_test::expect;
 use fixture::{Fixture, drain};
-use packets::{ACK, SYN, icmp_echo, ipv6, tcp, udp};
+use packets::{ACK, FIN, SYN, icmp_echo, ipv6, tcp, udp};
 
 const POD_A: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
 const POD_B: Ipv4Addr = Ipv4Addr::new(10, 0, 1, 2);
@@ -400,13 +400,12 @@ async fn events_carry_reason_verdict_and_flow() {
     let kinds: Vec<_> = got.iter().map(|e| format!("{:?}", e.kind)).collect();
     expect![[r#"
         [
-            "Trace { point: ObservationPoint(5) }",
             "PolicyVerdict { verdict: None, match_type: None, cookie: 0 }",
             "Drop { reason: DropReason(133) }",
         ]
     "#]]
     .assert_debug_eq(&kinds);
-    let drop = &got[2];
+    let drop = &got[1];
     assert_eq!(drop.pkt_len, u32::try_from(denied.len()).unwrap());
     assert_eq!(
         drop.data.as_slice(),
@@ -456,7 +455,6 @@ async fn events_carry_reason_verdict_and_flow() {
         .collect();
     expect![[r#"
         [
-            "trace from-endpoint Egress 10.0.0.1:40001 -> 10.0.1.2:80 reply=false",
             "PolicyVerdict { verdict: Some(Allow), match_type: L3L4, cookie: 12648430 } New",
             "trace to-stack Egress 10.0.0.1:40001 -> 10.0.1.2:80 reply=false",
             "trace to-endpoint Ingress 10.0.1.2:80 -> 10.0.0.1:40001 reply=true",
@@ -464,25 +462,34 @@ async fn events_carry_reason_verdict_and_flow() {
     "#]]
     .assert_debug_eq(&summary);
     assert_eq!(
-        got[1].kind,
+        got[0].kind,
         EventKind::PolicyVerdict {
             verdict: Some(Verdict::Allow),
             match_type: MatchType::L3L4,
             cookie
         }
     );
-    assert_eq!(got[3].flow.ct_state, CtState::Reply);
+    assert_eq!(got[2].flow.ct_state, CtState::Reply);
     assert_eq!(
-        got[3].kind,
+        got[2].kind,
         EventKind::Trace {
             point: ObservationPoint::TO_ENDPOINT
         }
     );
     assert_eq!(f.dp.lost_events().unwrap(), 0);
 
-    // Aggregation: a plain ACK of an established connection is not traced.
+    // Aggregation: a plain ACK of an established connection is not traced, nor a SYN its
+    // direction already carried (a retransmission); its first FIN is.
     assert_eq!(egress(&mut f, &tcp(POD_A, 40001, POD_B, 80, ACK)), OK);
+    assert_eq!(egress(&mut f, &tcp(POD_A, 40001, POD_B, 80, SYN)), OK);
     assert!(drain(&mut events).is_empty());
+    assert_eq!(egress(&mut f, &tcp(POD_A, 40001, POD_B, 80, FIN | ACK)), OK);
+    assert_eq!(drain(&mut events).len(), 1, "to-stack for the first FIN");
+    assert_eq!(egress(&mut f, &tcp(POD_A, 40001, POD_B, 80, FIN | ACK)), OK);
+    assert!(
+        drain(&mut events).is_empty(),
+        "a retransmitted FIN is not traced"
+    );
     f.dp.set_trace_mode(bpf::TraceMode::All).unwrap();
     assert_eq!(egress(&mut f, &tcp(POD_A, 40001, POD_B, 80, ACK)), OK);
     assert_eq!(drain(&mut events).len(), 2);

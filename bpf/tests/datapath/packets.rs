@@ -4,6 +4,7 @@ use std::net::Ipv4Addr;
 
 use bpf::L4;
 
+pub(crate) const FIN: u8 = 0x01;
 pub(crate) const SYN: u8 = 0x02;
 pub(crate) const ACK: u8 = 0x10;
 
