@@ -418,7 +418,7 @@ static __always_inline __u32 read_epoch(void)
 	return epoch ? *(volatile __u32 *)epoch : 0;
 }
 
-static __always_inline int handle(struct __sk_buff *skb, __u8 dir)
+static __always_inline int handle(struct __sk_buff *skb, __u8 dir, int delivering)
 {
 	struct ctx c = { .dir = dir };
 	struct endpoint_info *ep;
@@ -441,7 +441,8 @@ static __always_inline int handle(struct __sk_buff *skb, __u8 dir)
 	peer_addr = dir == DIR_EGRESS ? c.p.daddr : c.p.saddr;
 
 	ep = bpf_map_lookup_elem(&endpoints, &ep_addr);
-	if (!ep || ep->ifindex != skb->ifindex)
+	/* On local delivery the packet is still on the source's veth, not the destination's. */
+	if (!ep || (!delivering && ep->ifindex != skb->ifindex))
 		return drop(skb, &c,
 			    dir == DIR_EGRESS ? DROP_INVALID_SOURCE_IP : DROP_NO_LOCAL_ENDPOINT);
 	c.endpoint_id = ep->endpoint_id;
@@ -547,16 +548,80 @@ static __always_inline int handle(struct __sk_buff *skb, __u8 dir)
 	return TC_ACT_OK;
 }
 
+/*
+ * Local delivery, as Cilium's BPF host routing does it: a packet whose source's egress and
+ * destination's ingress (decided here, with the destination's conntrack, policy and events,
+ * exactly as to_container would) both allow it goes straight into the destination pod with
+ * bpf_redirect_peer, skipping the node's routing, netfilter and the destination veth's tc
+ * egress. As a router would, it gets the destination pod's MAC, the host veth's MAC as its
+ * source, and one hop less TTL. Anything marked for the proxy, or that cannot be rewritten,
+ * takes the stack as before.
+ */
+static __always_inline int local_delivery(struct __sk_buff *skb)
+{
+	struct endpoint_key key = {};
+	struct endpoint_info *dst;
+	struct ethhdr *eth;
+	struct iphdr *ip;
+	void *data, *data_end;
+	__u8 macs[12];
+	__u8 ttl, new_ttl;
+	int ret;
+
+	if (skb->mark & MARK_MAGIC_TO_PROXY)
+		return TC_ACT_OK;
+	data = (void *)(long)skb->data;
+	data_end = (void *)(long)skb->data_end;
+	if (data + ETH_HLEN + sizeof(struct iphdr) > data_end)
+		return TC_ACT_OK;
+	ip = data + ETH_HLEN;
+	key.addr = ip->daddr;
+	dst = bpf_map_lookup_elem(&endpoints, &key);
+	if (!dst || !dst->ifindex)
+		return TC_ACT_OK;
+
+	ret = handle(skb, DIR_INGRESS, 1);
+	if (ret != TC_ACT_OK || (skb->mark & MARK_MAGIC_TO_PROXY))
+		return ret;
+
+	/* handle() may have moved the packet data: look again. */
+	data = (void *)(long)skb->data;
+	data_end = (void *)(long)skb->data_end;
+	if (data + ETH_HLEN + sizeof(struct iphdr) > data_end)
+		return TC_ACT_OK;
+	eth = data;
+	ip = data + ETH_HLEN;
+	ttl = ip->ttl;
+	/* Expiring: the stack sends the ICMP time exceeded. */
+	if (ttl <= 1)
+		return TC_ACT_OK;
+	__builtin_memcpy(macs, dst->mac, 6);
+	__builtin_memcpy(macs + 6, eth->h_dest, 6);
+	new_ttl = ttl - 1;
+	if (bpf_skb_store_bytes(skb, 0, macs, sizeof(macs), 0) < 0)
+		return TC_ACT_OK;
+	if (bpf_l3_csum_replace(skb, ETH_HLEN + offsetof(struct iphdr, check), bpf_htons(ttl << 8),
+				bpf_htons(new_ttl << 8), 2) < 0)
+		return TC_ACT_OK;
+	if (bpf_skb_store_bytes(skb, ETH_HLEN + offsetof(struct iphdr, ttl), &new_ttl, 1, 0) < 0)
+		return TC_ACT_OK;
+	return bpf_redirect_peer(dst->ifindex, 0);
+}
+
 SEC("classifier")
 int from_container(struct __sk_buff *skb)
 {
-	return handle(skb, DIR_EGRESS);
+	int ret = handle(skb, DIR_EGRESS, 0);
+
+	if (ret != TC_ACT_OK)
+		return ret;
+	return local_delivery(skb);
 }
 
 SEC("classifier")
 int to_container(struct __sk_buff *skb)
 {
-	return handle(skb, DIR_INGRESS);
+	return handle(skb, DIR_INGRESS, 0);
 }
 
 char _license[] SEC("license") = "Apache-2.0";

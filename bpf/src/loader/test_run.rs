@@ -38,7 +38,7 @@ struct TestRunAttr {
 /// What one test run returned.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TestRun {
-    /// The program's return value: 0 `TC_ACT_OK`, 2 `TC_ACT_SHOT`.
+    /// The program's return value: 0 `TC_ACT_OK`, 2 `TC_ACT_SHOT`, 7 `TC_ACT_REDIRECT`.
     pub verdict: u32,
     /// The packet as the program left it.
     pub packet: Vec<u8>,
@@ -50,6 +50,8 @@ pub struct TestRun {
 
 impl TestRun {
     pub const TC_ACT_OK: u32 = 0;
+    /// The packet goes to another device (`bpf_redirect_peer`: into a local pod).
+    pub const TC_ACT_REDIRECT: u32 = 7;
     pub const TC_ACT_SHOT: u32 = 2;
 }
 

@@ -879,3 +879,79 @@ fn every_map_is_pinned() {
     "#]]
     .assert_debug_eq(&pinned);
 }
+
+/// A local destination (pod C, endpoint 300) is delivered straight into its
+/// pod from the source's program once both ends allow: redirected to the peer of C's host veth,
+/// with C's MAC, the source host veth's MAC as the source, and one hop less TTL. C's ingress
+/// is decided there, with its own conntrack entry, so its replies come back the same way.
+#[test]
+fn local_destinations_are_delivered_into_the_pod_after_their_ingress_decides() {
+    const POD_C: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 3);
+    const EP_C: u32 = 300;
+    const ID_C: u32 = 3000;
+    const C_MAC: [u8; 6] = [2, 0, 0, 0, 0, 3];
+    let mut f = setup(enforce_both());
+    f.dp.endpoints()
+        .unwrap()
+        .insert(
+            POD_C,
+            &EndpointInfo {
+                endpoint_id: EP_C,
+                // Test runs see every packet on ifindex 1, so C's replies must come from there.
+                ifindex: 1,
+                identity: ID_C,
+                mac: C_MAC,
+                flags: enforce_both(),
+            },
+        )
+        .unwrap();
+    f.dp.ipcache()
+        .unwrap()
+        .insert(Ipv4Prefix::host(POD_C), &IpcacheValue::new(ID_C))
+        .unwrap();
+    allow(&f, Direction::Egress, ID_C, L4::port(L4::TCP, 80));
+
+    // A may send, but C's ingress allows nothing: dropped in A's program.
+    let syn = tcp(POD_A, 40000, POD_C, 80, SYN);
+    assert_eq!(egress(&mut f, &syn), SHOT);
+
+    let key = PolicyKey {
+        endpoint_id: EP_C,
+        direction: Direction::Ingress,
+        identity: ID_A,
+        l4: L4::port(L4::TCP, 80),
+    };
+    f.dp.policy()
+        .unwrap()
+        .insert(&key, &PolicyValue::allow())
+        .unwrap();
+    let syn = tcp(POD_A, 40001, POD_C, 80, SYN);
+    let run = f.dp.test_run(Program::FromContainer, &syn).unwrap();
+    assert_eq!(run.verdict, TestRun::TC_ACT_REDIRECT);
+    assert_eq!(&run.packet[..6], &C_MAC, "the destination pod's MAC");
+    assert_eq!(
+        &run.packet[6..12],
+        &syn[..6],
+        "the source host veth's MAC as the source"
+    );
+    assert_eq!(run.packet[14 + 8], syn[14 + 8] - 1, "one hop less TTL");
+    let header = &run.packet[14..34];
+    let sum = header
+        .chunks(2)
+        .map(|w| u32::from(u16::from_be_bytes([w[0], w[1]])))
+        .sum::<u32>();
+    assert_eq!(
+        (sum & 0xffff) + (sum >> 16),
+        0xffff,
+        "a valid IPv4 checksum"
+    );
+    // C's ingress entry exists, so its reply passes C's egress as a reply and is delivered
+    // back into A.
+    let reply = tcp(POD_C, 80, POD_A, 40001, SYN | ACK);
+    let reply_run = f.dp.test_run(Program::FromContainer, &reply).unwrap();
+    assert_eq!(reply_run.verdict, TestRun::TC_ACT_REDIRECT);
+    assert_eq!(&reply_run.packet[..6], &[2, 0, 0, 0, 0, 1], "A's MAC");
+
+    // A destination that is not local takes the stack, as before.
+    assert_eq!(egress(&mut f, &tcp(POD_A, 40002, POD_B, 80, SYN)), SHOT);
+}

@@ -36,6 +36,22 @@ fn normalise(text: &str) -> String {
     out.join("\n") + "\n"
 }
 
+/// `myelin observe ARGS` until its output satisfies `done` (flows reach the ring a few
+/// milliseconds after their packets: the datapath wakes the reader in batches), at most 10 s.
+fn observe_until(node: &Embedded, args: &[&str], done: impl Fn(&str) -> bool) -> String {
+    let mut out = String::new();
+    for _ in 0..100 {
+        out = node.myelin_ok(args);
+        if done(&out) {
+            break;
+        }
+        for _ in 0..5 {
+            crate::cni::pause();
+        }
+    }
+    out
+}
+
 fn probe(node: &Embedded, from: &str, to: &str, port: &str) -> String {
     let out = node.myelin(&[
         "probe",
@@ -136,13 +152,17 @@ fn starwars_flows_through_observe_and_the_observer_api() {
         "{status:?}"
     );
 
-    let drops = node.myelin_ok(&[
-        "observe",
-        "--from-pod",
-        "default/xwing",
-        "--verdict",
-        "DROPPED",
-    ]);
+    let drops = observe_until(
+        &node,
+        &[
+            "observe",
+            "--from-pod",
+            "default/xwing",
+            "--verdict",
+            "DROPPED",
+        ],
+        |out| out.contains("Policy denied"),
+    );
     expect![[r#"
         TIME: default/xwing:PORT (ID:N) -> default/deathstar-c74d84667-cx5kp:80 (ID:N) policy-verdict:none INGRESS DENIED (TCP Flags: SYN)
         TIME: default/xwing:PORT (ID:N) <> default/deathstar-c74d84667-cx5kp:80 (ID:N) Policy denied DROPPED (TCP Flags: SYN)
@@ -173,15 +193,19 @@ fn starwars_flows_through_observe_and_the_observer_api() {
     assert_eq!(flow["l4"]["TCP"]["destination_port"], 80, "{json}");
     assert_eq!(value["node_name"], node.name(), "{json}");
 
-    let landed = node.myelin_ok(&[
-        "observe",
-        "--from-pod",
-        "default/tiefighter",
-        "--to-pod",
-        deathstar,
-        "-t",
-        "trace:to-endpoint",
-    ]);
+    let landed = observe_until(
+        &node,
+        &[
+            "observe",
+            "--from-pod",
+            "default/tiefighter",
+            "--to-pod",
+            deathstar,
+            "-t",
+            "trace:to-endpoint",
+        ],
+        |out| out.contains("to-endpoint"),
+    );
     assert!(
         normalise(&landed).contains(
             "default/tiefighter:PORT (ID:N) -> default/deathstar-c74d84667-cx5kp:80 (ID:N) to-endpoint FORWARDED (TCP Flags: SYN)"
@@ -241,15 +265,19 @@ fn sleep_httpbin_allowed_and_dns_egress_blocked() {
         probe(&node, "foo/sleep", "foo/httpbin", "80/TCP"),
         "allowed"
     );
-    let allowed = node.myelin_ok(&[
-        "observe",
-        "--to-pod",
-        "foo/httpbin",
-        "--verdict",
-        "FORWARDED",
-        "-t",
-        "trace:to-endpoint",
-    ]);
+    let allowed = observe_until(
+        &node,
+        &[
+            "observe",
+            "--to-pod",
+            "foo/httpbin",
+            "--verdict",
+            "FORWARDED",
+            "-t",
+            "trace:to-endpoint",
+        ],
+        |out| out.contains("to-endpoint FORWARDED"),
+    );
     assert!(
         normalise(&allowed).contains(
             "foo/sleep:PORT (ID:N) -> foo/httpbin:80 (ID:N) to-endpoint FORWARDED (TCP Flags: SYN)"
@@ -271,15 +299,19 @@ fn sleep_httpbin_allowed_and_dns_egress_blocked() {
         probe(&node, "foo/sleep", "kube-system/coredns", "53/UDP"),
         "denied"
     );
-    let blocked = node.myelin_ok(&[
-        "observe",
-        "--from-pod",
-        "foo/sleep",
-        "--to-port",
-        "53",
-        "--verdict",
-        "DROPPED",
-    ]);
+    let blocked = observe_until(
+        &node,
+        &[
+            "observe",
+            "--from-pod",
+            "foo/sleep",
+            "--to-port",
+            "53",
+            "--verdict",
+            "DROPPED",
+        ],
+        |out| out.contains("Policy denied"),
+    );
     let blocked = normalise(&blocked);
     assert!(
         blocked.contains("foo/sleep:PORT (ID:N) -> kube-system/coredns:53 (ID:N) policy-verdict:none EGRESS DENIED (UDP)"),
