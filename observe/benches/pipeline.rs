@@ -49,6 +49,16 @@ fn pipeline(c: &mut Criterion) {
             }
         });
     });
+    group.bench_function("decode+enrich+filter", |b| {
+        b.iter(|| {
+            for (record, event) in records.iter().zip(&events) {
+                let mut flow = decoder.decode(record).expect("decodes");
+                enrich(&mut flow, event, &lookup);
+                std::hint::black_box(filters.matches(&flow));
+                std::hint::black_box(flow);
+            }
+        });
+    });
     group.bench_function("decode+enrich", |b| {
         b.iter(|| {
             for (record, event) in records.iter().zip(&events) {

@@ -29,3 +29,19 @@ fn short_records_are_errors() {
     assert_eq!(err.to_string(), "decoding a ring buffer record");
     assert!(source.to_string().contains("3"), "{source}");
 }
+
+#[test]
+fn addresses_print_as_the_standard_library_does() {
+    for addr in [
+        std::net::Ipv4Addr::new(0, 0, 0, 0),
+        std::net::Ipv4Addr::new(10, 244, 1, 9),
+        std::net::Ipv4Addr::new(255, 100, 99, 1),
+        std::net::Ipv4Addr::new(192, 168, 10, 200),
+    ] {
+        assert_eq!(super::ipv4(addr), addr.to_string());
+    }
+    assert_eq!(
+        super::mac(&[0x0a, 0xff, 0, 0x10, 0xab, 0x01]),
+        "0a:ff:00:10:ab:01"
+    );
+}
