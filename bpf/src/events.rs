@@ -112,6 +112,7 @@ impl fmt::Display for DropReason {
 pub struct ObservationPoint(pub u16);
 
 impl ObservationPoint {
+    pub const TO_PROXY: ObservationPoint = ObservationPoint(1);
     pub const TO_STACK: ObservationPoint = ObservationPoint(3);
     pub const FROM_ENDPOINT: ObservationPoint = ObservationPoint(5);
     pub const TO_ENDPOINT: ObservationPoint = ObservationPoint(101);
@@ -119,6 +120,7 @@ impl ObservationPoint {
     /// The name `hubble observe` prints.
     pub fn name(self) -> &'static str {
         match self {
+            ObservationPoint::TO_PROXY => "to-proxy",
             ObservationPoint::TO_STACK => "to-stack",
             ObservationPoint::FROM_ENDPOINT => "from-endpoint",
             ObservationPoint::TO_ENDPOINT => "to-endpoint",

@@ -7,11 +7,16 @@
 //! - `datapath-endpoints`: the node's ready endpoints with their identity and enforcement (the
 //!   `endpoints` map, and the programs attached to each endpoint's host veth).
 //! - `policy-entries`: the resolved policy map entries of every endpoint (the `policy` map).
+//! - `l7-rules`: the L7 rules behind each redirect entry, which the proxy enforces. Not
+//!   reconciled: the proxy reads it at each request.
 
+use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
+use std::sync::Arc;
 
 use policy::identity::Identity;
-use policy::mapstate::{Key, Verdict};
+use policy::l7::{L7Parser, L7Rules};
+use policy::mapstate::{Key, Source, Verdict};
 use policy::rule::Direction;
 use schema::cidr::Cidr;
 use schema::labels::Labels;
@@ -151,6 +156,8 @@ pub struct PolicyEntry {
     /// Names the policies behind the verdict (a [`PolicyCookie`] row); 0: none (a default
     /// or `allow-localhost` entry).
     pub cookie: u32,
+    /// The proxy listener a redirect goes to (0: none, the datapath then just allows).
+    pub proxy_port: u16,
     pub status: Status,
 }
 
@@ -221,4 +228,61 @@ pub const POLICY_COOKIE: Index<PolicyCookie, u32> =
 
 pub fn register_policy_cookies_table(db: &Db) -> Result<Table<PolicyCookie>, statedb::Error> {
     db.register_table(TableSchema::new("policy-cookies", POLICY_COOKIE))
+}
+
+/// The proxy listeners' ports, one per (parser, direction), as the derivation writes them into
+/// redirect entries. A listener that does not exist has none (port 0).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ProxyPorts(BTreeMap<(L7Parser, Direction), u16>);
+
+impl ProxyPorts {
+    pub fn new(ports: impl IntoIterator<Item = ((L7Parser, Direction), u16)>) -> ProxyPorts {
+        ProxyPorts(ports.into_iter().collect())
+    }
+
+    pub fn port(&self, parser: L7Parser, direction: Direction) -> u16 {
+        self.0.get(&(parser, direction)).copied().unwrap_or(0)
+    }
+
+    /// The port a policy map entry with this verdict carries.
+    pub fn for_verdict(&self, verdict: Verdict, direction: Direction) -> u16 {
+        match verdict {
+            Verdict::Redirect(parser) => self.port(parser, direction),
+            Verdict::Allow | Verdict::Deny => 0,
+        }
+    }
+}
+
+/// The L7 rules at one redirect entry of one endpoint: what its L7 contributions allow. The
+/// proxy combines the rows (and plain allows) of every key covering a request, as
+/// `MapState::l7_policy` does.
+#[derive(Clone, Debug)]
+pub struct L7RulesRow {
+    pub endpoint_id: u16,
+    pub key: Key,
+    pub rules: Vec<(Source, Arc<L7Rules>)>,
+}
+
+impl L7RulesRow {
+    pub fn primary_key(&self) -> PolicyEntryKey {
+        policy_entry_key(self.endpoint_id, &self.key)
+    }
+
+    /// Same sources with the same compiled rules (rules are shared, not rebuilt, while their
+    /// policy is unchanged).
+    pub fn same_rules(&self, other: &L7RulesRow) -> bool {
+        self.rules.len() == other.rules.len()
+            && self
+                .rules
+                .iter()
+                .zip(&other.rules)
+                .all(|((s1, r1), (s2, r2))| s1 == s2 && Arc::ptr_eq(r1, r2))
+    }
+}
+
+pub const L7_RULES_KEY: Index<L7RulesRow, PolicyEntryKey> =
+    Index::new("key", true, |e| KeySet::One(e.primary_key()));
+
+pub fn register_l7_rules_table(db: &Db) -> Result<Table<L7RulesRow>, statedb::Error> {
+    db.register_table(TableSchema::new("l7-rules", L7_RULES_KEY))
 }

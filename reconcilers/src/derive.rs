@@ -1,5 +1,5 @@
 //! The policy derivation: `objects` and `endpoints` in, one policy [`Engine`] in the middle,
-//! `identities`, `ipcache`, `datapath-endpoints` and `policy-entries` out.
+//! `identities`, `ipcache`, `datapath-endpoints`, `policy-entries` and `l7-rules` out.
 //!
 //! It follows both input tables' change streams and feeds the engine exactly what changed: a
 //! Pod or Namespace change re-derives the affected pods' identities, a policy change replaces
@@ -27,9 +27,9 @@ use tracing::field::Empty;
 
 use crate::cause::{self, Cause, Causes};
 use crate::datapath::{
-    DatapathEndpoint, IdentityRow, IpcacheEntry, PolicyCookie, PolicyEntry,
+    DatapathEndpoint, IdentityRow, IpcacheEntry, L7RulesRow, PolicyCookie, PolicyEntry, ProxyPorts,
     register_datapath_endpoints_table, register_identities_table, register_ipcache_table,
-    register_policy_cookies_table, register_policy_entries_table,
+    register_l7_rules_table, register_policy_cookies_table, register_policy_entries_table,
 };
 use crate::endpoints::{Endpoint, register_endpoints_table};
 use crate::objects::{StoredObject, register_objects_table};
@@ -50,6 +50,7 @@ pub struct DeriveTables {
     pub datapath_endpoints: Table<DatapathEndpoint>,
     pub policy_entries: Table<PolicyEntry>,
     pub policy_cookies: Table<PolicyCookie>,
+    pub l7_rules: Table<L7RulesRow>,
 }
 
 impl DeriveTables {
@@ -63,6 +64,7 @@ impl DeriveTables {
             datapath_endpoints: register_datapath_endpoints_table(db)?,
             policy_entries: register_policy_entries_table(db)?,
             policy_cookies: register_policy_cookies_table(db)?,
+            l7_rules: register_l7_rules_table(db)?,
         })
     }
 }
@@ -82,6 +84,8 @@ pub struct DeriveConfig {
     /// The same for the node-local identities of CIDR (`false`) and `ipBlock` (`true`)
     /// prefixes, from the pinned ipcache and ipblock maps.
     pub restored_prefixes: Vec<(Cidr, bool, Identity)>,
+    /// The proxy listeners redirect entries point to.
+    pub proxy_ports: ProxyPorts,
     pub causes: DeriveCauses,
 }
 
@@ -102,6 +106,7 @@ impl Default for DeriveConfig {
             host_ipv4: Vec::new(),
             restored: Vec::new(),
             restored_prefixes: Vec::new(),
+            proxy_ports: ProxyPorts::default(),
             causes: DeriveCauses::default(),
         }
     }
@@ -208,6 +213,7 @@ struct Deriver {
     written: EndpointIdentities,
     cookies: Cookies,
     initializers: Option<Initializers>,
+    proxy_ports: ProxyPorts,
     causes: DeriveCauses,
 }
 
@@ -268,6 +274,7 @@ impl Deriver {
                 datapath_endpoints,
                 policy_entries,
             }),
+            proxy_ports: config.proxy_ports.clone(),
             causes: config.causes.clone(),
             db,
             tables,
@@ -342,12 +349,14 @@ impl Deriver {
                 &tables.datapath_endpoints,
                 &tables.policy_entries,
                 &tables.policy_cookies,
+                &tables.l7_rules,
             ]);
             let mut writer = Writer {
                 txn: &mut wtxn,
                 tables,
                 model: &self.model,
                 cookies: &mut self.cookies,
+                proxy_ports: &self.proxy_ports,
                 written: Written::default(),
             };
             writer.write(&dirty, &mut self.written);

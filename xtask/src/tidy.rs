@@ -27,6 +27,7 @@ mod tests {
                 "reconcilers",
             ],
         ),
+        ("proxy", &["statedb", "schema", "policy"]),
         ("cni", &["schema"]),
         (
             "cmd",
@@ -38,6 +39,7 @@ mod tests {
                 "bpf",
                 "reconcilers",
                 "observe",
+                "proxy",
                 "cni",
             ],
         ),
@@ -51,6 +53,7 @@ mod tests {
                 "bpf",
                 "reconcilers",
                 "observe",
+                "proxy",
                 "cni",
                 "cmd",
             ],

@@ -19,8 +19,15 @@
 
 #include "myelin.h"
 
-/* Cilium's "to proxy" mark: the TPROXY rule of the proxy issue matches it. */
+/* Cilium's marks (the 0x0f00 nibble): the node's TPROXY rule matches "to proxy"; the proxy's
+ * upstream sockets carry "from the ingress/egress proxy" (SO_MARK). A pod cannot set a mark on
+ * what it sends: crossing the veth from its namespace scrubs it. */
+#define MARK_MAGIC_HOST_MASK 0x0f00
 #define MARK_MAGIC_TO_PROXY 0x0200
+#define MARK_MAGIC_PROXY_INGRESS 0x0a00
+
+/* skb->cb[CB_PROXIED_REPLY]: handle() saw a reply of a connection a proxy took over. */
+#define CB_PROXIED_REPLY 0
 
 #define TCP_FIN 0x01
 #define TCP_SYN 0x02
@@ -497,8 +504,12 @@ static __always_inline int handle(struct __sk_buff *skb, __u8 dir, int deliverin
 
 	if (c.ct_state == CT_STATE_REPLY) {
 		/* Replies of a connection this endpoint's policy let in or out need no lookup. */
-		if (entry)
+		if (entry) {
 			ct_account(entry, 0, skb, c.p.tcp_flags);
+			/* The proxy's upstream socket is the real peer: the stack must deliver it. */
+			if (entry->proxy_port)
+				skb->cb[CB_PROXIED_REPLY] = 1;
+		}
 	} else if (entry && epoch && entry->epoch == epoch) {
 		/* No map changed since this connection was last allowed: the same allow holds. */
 		c.proxy_port = entry->proxy_port;
@@ -540,11 +551,16 @@ static __always_inline int handle(struct __sk_buff *skb, __u8 dir, int deliverin
 		ct_account(entry, 1, skb, c.p.tcp_flags);
 	}
 
-	if (c.verdict == VERDICT_REDIRECT && c.proxy_port)
+	/* What the ingress proxy sends on was decided by it: the pod gets it. */
+	if (c.verdict == VERDICT_REDIRECT && c.proxy_port &&
+	    !(dir == DIR_INGRESS && (skb->mark & MARK_MAGIC_HOST_MASK) == MARK_MAGIC_PROXY_INGRESS))
 		skb->mark = MARK_MAGIC_TO_PROXY | ((__u32)c.proxy_port << 16);
 
 	if (trace)
-		emit(skb, &c, EVENT_TRACE, dir == DIR_EGRESS ? OBS_TO_STACK : OBS_TO_ENDPOINT);
+		emit(skb, &c, EVENT_TRACE,
+		     (skb->mark & MARK_MAGIC_HOST_MASK) == MARK_MAGIC_TO_PROXY ? OBS_TO_PROXY
+		     : dir == DIR_EGRESS		  ? OBS_TO_STACK
+							  : OBS_TO_ENDPOINT);
 	return TC_ACT_OK;
 }
 
@@ -568,7 +584,7 @@ static __always_inline int local_delivery(struct __sk_buff *skb)
 	__u8 ttl, new_ttl;
 	int ret;
 
-	if (skb->mark & MARK_MAGIC_TO_PROXY)
+	if ((skb->mark & MARK_MAGIC_HOST_MASK) == MARK_MAGIC_TO_PROXY || skb->cb[CB_PROXIED_REPLY])
 		return TC_ACT_OK;
 	data = (void *)(long)skb->data;
 	data_end = (void *)(long)skb->data_end;
@@ -581,7 +597,8 @@ static __always_inline int local_delivery(struct __sk_buff *skb)
 		return TC_ACT_OK;
 
 	ret = handle(skb, DIR_INGRESS, 1);
-	if (ret != TC_ACT_OK || (skb->mark & MARK_MAGIC_TO_PROXY))
+	if (ret != TC_ACT_OK || (skb->mark & MARK_MAGIC_HOST_MASK) == MARK_MAGIC_TO_PROXY ||
+	    skb->cb[CB_PROXIED_REPLY])
 		return ret;
 
 	/* handle() may have moved the packet data: look again. */
@@ -611,17 +628,46 @@ static __always_inline int local_delivery(struct __sk_buff *skb)
 SEC("classifier")
 int from_container(struct __sk_buff *skb)
 {
-	int ret = handle(skb, DIR_EGRESS, 0);
+	int ret;
 
+	/* Hairpinned by to_container for the ingress proxy: decided already. */
+	if ((skb->mark & MARK_MAGIC_HOST_MASK) == MARK_MAGIC_TO_PROXY)
+		return TC_ACT_OK;
+	skb->cb[CB_PROXIED_REPLY] = 0;
+	ret = handle(skb, DIR_EGRESS, 0);
 	if (ret != TC_ACT_OK)
 		return ret;
 	return local_delivery(skb);
 }
 
+/*
+ * A connection from outside the node (or from the egress proxy) that the pod's ingress policy
+ * redirects must reach the ingress listener, but this hook runs after the node's routing: as
+ * Cilium's hairpin to cilium_host, the marked packet goes back in through this veth's ingress,
+ * addressed to the veth's own MAC (the routed packet's source), for TPROXY to take it. What the
+ * ingress proxy sends on keeps its mark and is delivered.
+ */
 SEC("classifier")
 int to_container(struct __sk_buff *skb)
 {
-	return handle(skb, DIR_INGRESS, 0);
+	struct ethhdr *eth;
+	void *data, *data_end;
+	__u8 mac[6];
+	int ret;
+
+	skb->cb[CB_PROXIED_REPLY] = 0;
+	ret = handle(skb, DIR_INGRESS, 0);
+	if (ret != TC_ACT_OK || (skb->mark & MARK_MAGIC_HOST_MASK) != MARK_MAGIC_TO_PROXY)
+		return ret;
+	data = (void *)(long)skb->data;
+	data_end = (void *)(long)skb->data_end;
+	if (data + ETH_HLEN > data_end)
+		return TC_ACT_SHOT;
+	eth = data;
+	__builtin_memcpy(mac, eth->h_source, 6);
+	if (bpf_skb_store_bytes(skb, 0, mac, sizeof(mac), 0) < 0)
+		return TC_ACT_SHOT;
+	return bpf_redirect(skb->ifindex, BPF_F_INGRESS);
 }
 
 char _license[] SEC("license") = "Apache-2.0";

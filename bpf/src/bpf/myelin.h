@@ -145,6 +145,7 @@ struct datapath_config {
 #define DROP_POLICY_DENY 181
 
 /* Trace observation points, flow.proto TraceObservationPoint. */
+#define OBS_TO_PROXY 1
 #define OBS_TO_STACK 3
 #define OBS_FROM_ENDPOINT 5
 #define OBS_TO_ENDPOINT 101

@@ -86,6 +86,7 @@ fn allow(endpoint_id: u16, direction: Direction, peer: u32, port: u16) -> Policy
         key: Key::new(direction, Identity(peer), PROTO_TCP, port, 16),
         verdict: Verdict::Allow,
         cookie: 0,
+        proxy_port: 0,
         status: Status::pending(),
     }
 }

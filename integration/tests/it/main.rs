@@ -5,6 +5,7 @@ mod bpf_reconciler;
 mod cni;
 mod datapath;
 mod embedded;
+mod l7_proxy;
 mod netns;
 mod netpol_probe;
 mod observe;

@@ -7,11 +7,11 @@
 //! traces name (`world:IP`, `--fqdn-ip NAME=IP`), serves HTTP on 80 and 443, and is the source
 //! of `--from world:IP` probes.
 //!
-//! The kernel decides L3/L4 only. Until the L7 and DNS proxies exist, a line is held to what
-//! the datapath must do today: an HTTP rule's `denied http=403` means the port is allowed (to
-//! the proxy redirect), and a name allowed only by `toFQDNs` is still plain world (the DNS
-//! proxy would have mapped it), so it is dropped once a policy selects the pod. Those lines
-//! are counted as left for the proxies.
+//! A line with `--http-method` sends that request (with `--http-path` and `--http-host`) and
+//! must get the status the trace names: 200 from the pod, or 403 `Access denied` from the L7
+//! proxy, on real traffic through the datapath's redirect. There is no DNS proxy yet, so a name
+//! allowed only by `toFQDNs` is still plain world (the DNS proxy would have mapped it): it is
+//! dropped once a policy selects the pod, and such lines are counted as left for the proxy.
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
@@ -156,7 +156,14 @@ struct Check {
     port: String,
     /// Allowed (answered or refused) rather than dropped.
     allowed: bool,
+    /// The request to send (`GET /` if empty).
+    http: HttpFlags,
+    /// The HTTP status the answer must have.
+    status: Option<u16>,
 }
+
+/// `--http-method`, `--http-path`, `--http-host` of a trace line, as `myelin probe` takes them.
+type HttpFlags = Vec<(String, String)>;
 
 enum From {
     Pod(String),
@@ -169,7 +176,8 @@ struct Line {
     text: String,
     flags: BTreeMap<String, String>,
     verdict: String,
-    http: bool,
+    /// The HTTP status the line expects (`http=200`).
+    http: Option<u16>,
 }
 
 fn parse_line(text: &str) -> Line {
@@ -190,7 +198,7 @@ fn parse_line(text: &str) -> Line {
         text: text.to_owned(),
         flags,
         verdict: expect.next().expect("a verdict").to_owned(),
-        http: expect.any(|w| w.starts_with("http=")),
+        http: expect.find_map(|w| w.strip_prefix("http=")?.parse().ok()),
     }
 }
 
@@ -334,11 +342,12 @@ impl Tutorial {
         } else {
             (self.node.pod(to).1, port)
         };
-        // An HTTP rule's 403 comes from the proxy: the kernel lets the port through to it.
-        let mut allowed = line.verdict == "allowed" || (line.verdict == "denied" && line.http);
-        if line.http && allowed {
-            self.left_for_proxies.push(line.text.clone());
-        }
+        // A 403 from the proxy is an answer: the connection was let through to it.
+        let mut allowed = line.verdict == "allowed" || line.http.is_some();
+        let http_flags: HttpFlags = ["http-method", "http-path", "http-host"]
+            .into_iter()
+            .filter_map(|name| Some((format!("--{name}"), flag(name)?.to_owned())))
+            .collect();
         if fqdn && allowed && has_policy {
             allowed = false;
             self.left_for_proxies.push(line.text.clone());
@@ -349,6 +358,8 @@ impl Tutorial {
             to,
             port: format!("{port}/{protocol}"),
             allowed,
+            http: http_flags,
+            status: line.http,
         }
     }
 
@@ -362,19 +373,32 @@ impl Tutorial {
             probes
                 .into_iter()
                 .filter_map(|probe| {
-                    let (check, verdict) = probe.join().expect("probe thread");
-                    let allowed = match verdict.as_str() {
+                    let (check, answer) = probe.join().expect("probe thread");
+                    let Ok(answer) = serde_json::from_str::<serde_json::Value>(&answer) else {
+                        return Some(format!("{}: probe said {answer:?}", check.line));
+                    };
+                    let verdict = answer["verdict"].as_str().unwrap_or_default();
+                    let status = answer["http_status"].as_u64();
+                    // Only a 403 answer counts as denied yet reached.
+                    let allowed = match verdict {
                         "allowed" | "refused" => true,
-                        "denied" => false,
+                        "denied" => status == Some(403),
                         other => return Some(format!("{}: probe said {other:?}", check.line)),
                     };
-                    (allowed != check.allowed).then(|| {
-                        format!(
-                            "{}: the kernel {} it (probe: {verdict})",
+                    if allowed != check.allowed {
+                        return Some(format!(
+                            "{}: the kernel {} it (probe: {answer})",
                             check.line,
                             if allowed { "allowed" } else { "dropped" }
-                        )
-                    })
+                        ));
+                    }
+                    match check.status {
+                        Some(want) if status != Some(u64::from(want)) => Some(format!(
+                            "{}: expected HTTP {want} (probe: {answer})",
+                            check.line
+                        )),
+                        _ => None,
+                    }
                 })
                 .collect()
         })
@@ -400,7 +424,12 @@ impl Tutorial {
             check.port.clone(),
             "--timeout".to_owned(),
             "1s".to_owned(),
+            "-o".to_owned(),
+            "json".to_owned(),
         ]);
+        for (name, value) in &check.http {
+            args.extend([name.clone(), value.clone()]);
+        }
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let out = self.node.myelin(&args);
         String::from_utf8_lossy(&out.stdout).trim().to_owned()
@@ -452,8 +481,7 @@ impl Tutorial {
 #[test]
 fn starwars_tutorial_steps_on_real_traffic() {
     let left = Tutorial::up("starwars").run("starwars", |_| Vec::new());
-    // Step 3's POST and PUT: the proxy answers 200 and 403 once it exists.
-    assert_eq!(left.len(), 2, "{left:#?}");
+    assert_eq!(left, Vec::<String>::new());
 }
 
 /// Also, under default-deny ingress in foo: the node itself still reaches its pods (Cilium's
@@ -474,6 +502,8 @@ fn sleep_httpbin_tutorial_steps_on_real_traffic() {
             to,
             port: port.to_owned(),
             allowed,
+            http: Vec::new(),
+            status: None,
         };
         vec![
             check(
@@ -503,10 +533,9 @@ fn sleep_httpbin_tutorial_steps_on_real_traffic() {
 }
 
 #[test]
-fn bookinfo_tutorial_l3_l4_steps_on_real_traffic() {
+fn bookinfo_tutorial_steps_on_real_traffic() {
     let left = Tutorial::up("bookinfo").run("bookinfo", |_| Vec::new());
-    // Every HTTP line but the dropped peers' and the closed port.
-    assert_eq!(left.len(), 14, "{left:#?}");
+    assert_eq!(left, Vec::<String>::new());
 }
 
 #[test]

@@ -60,10 +60,13 @@ struct Fixture {
 
 impl Fixture {
     fn new() -> Fixture {
+        Fixture::with_config(&DeriveConfig::default())
+    }
+
+    fn with_config(config: &DeriveConfig) -> Fixture {
         let db = Db::new();
         let tables = DeriveTables::register(&db).expect("tables register");
-        let deriver = Deriver::new(db.clone(), tables.clone(), &DeriveConfig::default())
-            .expect("derivation starts");
+        let deriver = Deriver::new(db.clone(), tables.clone(), config).expect("derivation starts");
         Fixture {
             db,
             tables,
@@ -830,4 +833,95 @@ async fn a_policy_change_hands_its_cause_to_the_policy_entries_it_writes() {
     f.round();
     let latest = f.db.read_txn().revision(&f.tables.policy_entries);
     assert!(causes.policy_entries.take(after, latest).is_empty());
+}
+
+/// Redirect entries carry the listener's port, and the proxy's view of the tables follows the
+/// L7 rules, also when a policy change keeps the entry a redirect.
+#[test]
+fn l7_rules_follow_the_policy() {
+    use policy::l7::{HttpRequest, L7Parser, L7Request};
+
+    use crate::datapath::{POLICY_ENTRY_KEY, ProxyPorts, policy_entry_key};
+    use crate::l7::{L7Tables, proxy_policy};
+
+    const STARWARS_L7: &str =
+        include_str!("../../../examples/starwars/policy-l7/sw_l3_l4_l7_policy.yaml");
+    let config = DeriveConfig {
+        proxy_ports: ProxyPorts::new([
+            ((L7Parser::Http, Direction::Ingress), 10000),
+            ((L7Parser::Http, Direction::Egress), 10001),
+        ]),
+        ..DeriveConfig::default()
+    };
+    let mut f = Fixture::with_config(&config);
+    f.apply(STARWARS_APP);
+    f.apply(STARWARS_L7);
+    for (n, pod) in ["deathstar-c74d84667-cx5kp", "tiefighter", "xwing"]
+        .into_iter()
+        .enumerate()
+    {
+        let n = u8::try_from(n + 1).expect("few pods");
+        f.upsert_endpoint(endpoint(n, Some(pod)));
+    }
+    f.round();
+    let tables = L7Tables::from(&f.tables);
+    let tiefighter = f.identity_of_endpoint(2);
+    let key = policy::mapstate::Key::new(Direction::Ingress, tiefighter, PROTO_TCP, 80, 16);
+    let entry =
+        f.db.read_txn()
+            .get(
+                &f.tables.policy_entries,
+                &POLICY_ENTRY_KEY,
+                &policy_entry_key(1, &key),
+            )
+            .map(|e| (e.object.verdict, e.object.proxy_port));
+    assert_eq!(entry, Some((Verdict::Redirect(L7Parser::Http), 10000)));
+
+    let decide = |f: &Fixture, from: u8, method: &str, path: &str| {
+        let txn = f.db.read_txn();
+        let policy = proxy_policy(
+            &txn,
+            &tables,
+            Direction::Ingress,
+            Ipv4Addr::new(10, 244, 1, 1),
+            Ipv4Addr::new(10, 244, 1, from),
+            PROTO_TCP,
+            80,
+        )
+        .expect("deathstar is a local endpoint");
+        let request = L7Request::Http(HttpRequest {
+            method,
+            path,
+            host: "deathstar",
+            headers: &[],
+        });
+        format!("{method} {path} from {from}: {}", policy.allows(&request))
+    };
+    let show = |f: &Fixture| {
+        [
+            decide(f, 2, "POST", "/v1/request-landing"),
+            decide(f, 2, "PUT", "/v1/exhaust-port"),
+            decide(f, 3, "POST", "/v1/request-landing"),
+        ]
+        .join("\n")
+    };
+    expect![[r#"
+        POST /v1/request-landing from 2: true
+        PUT /v1/exhaust-port from 2: false
+        POST /v1/request-landing from 3: false"#]]
+    .assert_eq(&show(&f));
+
+    // Same ports, peers and verdicts: only the rules behind the redirect change.
+    f.apply(&STARWARS_L7.replace("/v1/request-landing", "/v1/exhaust-port"));
+    let written = f.round();
+    assert_eq!(
+        (written.policy_entries.written, written.l7_rules.written),
+        (0, 2),
+        "only the L7 rows (for tiefighter and deathstar, both org=empire) are rewritten"
+    );
+    expect![[r#"
+        POST /v1/request-landing from 2: false
+        PUT /v1/exhaust-port from 2: false
+        POST /v1/request-landing from 3: false"#]]
+    .assert_eq(&show(&f));
 }

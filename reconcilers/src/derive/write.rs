@@ -14,10 +14,11 @@ use super::DeriveTables;
 use super::model::{Dirty, Model};
 use crate::datapath::{
     DATAPATH_ENDPOINT_ID, DatapathEndpoint, IDENTITY_ID, IPCACHE_KEY, IdentityRow, IpcacheEntry,
-    IpcacheKey, POLICY_ENTRY_ENDPOINT, POLICY_ENTRY_KEY, PolicyCookie, PolicyEntry, PolicyRef,
-    policy_entry_key,
+    IpcacheKey, L7_RULES_KEY, L7RulesRow, POLICY_ENTRY_ENDPOINT, POLICY_ENTRY_KEY, PolicyCookie,
+    PolicyEntry, PolicyRef, ProxyPorts, policy_entry_key,
 };
 use crate::status::Status;
+use policy::mapstate::Effect;
 
 /// Rows written and deleted in one table.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -33,6 +34,7 @@ pub struct Written {
     pub ipcache: TableCounts,
     pub datapath_endpoints: TableCounts,
     pub policy_entries: TableCounts,
+    pub l7_rules: TableCounts,
     /// Writes the table refused (logged).
     pub errors: usize,
 }
@@ -44,6 +46,7 @@ impl Written {
             self.ipcache,
             self.datapath_endpoints,
             self.policy_entries,
+            self.l7_rules,
         ]
         .iter()
         .map(|c| c.written + c.deleted)
@@ -95,6 +98,7 @@ pub(super) struct Writer<'a> {
     pub(super) tables: &'a DeriveTables,
     pub(super) model: &'a Model,
     pub(super) cookies: &'a mut Cookies,
+    pub(super) proxy_ports: &'a ProxyPorts,
     pub(super) written: Written,
 }
 
@@ -164,7 +168,7 @@ impl Writer<'_> {
             }
             let want = verdict.map(|v| (v, self.cookie(*identity, key)));
             for endpoint in endpoints {
-                self.policy_entry(endpoint, key, want);
+                self.policy_entry(endpoint, *identity, key, want);
             }
         }
         for endpoint in resync {
@@ -284,7 +288,13 @@ impl Writer<'_> {
         cookie
     }
 
-    fn policy_entry(&mut self, endpoint: u16, key: &Key, want: Option<(Verdict, u32)>) {
+    fn policy_entry(
+        &mut self,
+        endpoint: u16,
+        identity: Identity,
+        key: &Key,
+        want: Option<(Verdict, u32)>,
+    ) {
         let pk = policy_entry_key(endpoint, key);
         let have = self
             .txn
@@ -293,19 +303,56 @@ impl Writer<'_> {
         let table = self.tables.policy_entries.clone();
         match (have, want) {
             (Some(have), None) => self.delete(&table, &have, Counter::PolicyEntries),
-            (have, Some((verdict, cookie)))
-                if have
-                    .as_ref()
-                    .is_none_or(|h| h.verdict != verdict || h.cookie != cookie) =>
-            {
-                let entry = PolicyEntry {
-                    endpoint_id: endpoint,
-                    key: *key,
-                    verdict,
-                    cookie,
-                    status: Status::pending(),
-                };
-                self.insert(&table, entry, Counter::PolicyEntries);
+            (have, Some((verdict, cookie))) => {
+                let proxy_port = self.proxy_ports.for_verdict(verdict, key.direction);
+                if have.as_ref().is_none_or(|h| {
+                    (h.verdict, h.proxy_port, h.cookie) != (verdict, proxy_port, cookie)
+                }) {
+                    let entry = PolicyEntry {
+                        endpoint_id: endpoint,
+                        key: *key,
+                        verdict,
+                        proxy_port,
+                        cookie,
+                        status: Status::pending(),
+                    };
+                    self.insert(&table, entry, Counter::PolicyEntries);
+                }
+            }
+            (None, None) => {}
+        }
+        self.l7_rules(endpoint, identity, key, want.map(|(verdict, _)| verdict));
+    }
+
+    /// The L7 rules behind a redirect entry; none for any other verdict.
+    fn l7_rules(&mut self, endpoint: u16, identity: Identity, key: &Key, verdict: Option<Verdict>) {
+        let want = matches!(verdict, Some(Verdict::Redirect(_)))
+            .then(|| self.model.engine.map_state(identity))
+            .flatten()
+            .map(|map| L7RulesRow {
+                endpoint_id: endpoint,
+                key: *key,
+                rules: map
+                    .contributions(key)
+                    .filter_map(|(source, effect)| match effect {
+                        Effect::L7(rules) => Some((source.clone(), Arc::clone(rules))),
+                        Effect::Allow | Effect::Deny => None,
+                    })
+                    .collect(),
+            });
+        let have = self
+            .txn
+            .get(
+                &self.tables.l7_rules,
+                &L7_RULES_KEY,
+                &policy_entry_key(endpoint, key),
+            )
+            .map(|e| Arc::clone(&e.object));
+        let table = self.tables.l7_rules.clone();
+        match (have, want) {
+            (Some(have), None) => self.delete(&table, &have, Counter::L7Rules),
+            (have, Some(want)) if have.as_ref().is_none_or(|h| !h.same_rules(&want)) => {
+                self.insert(&table, want, Counter::L7Rules);
             }
             _ => {}
         }
@@ -330,11 +377,23 @@ impl Writer<'_> {
         for entry in &have {
             if !want.contains_key(&entry.key) {
                 self.delete(&table, entry, Counter::PolicyEntries);
+                if let Some(identity) = identity {
+                    self.l7_rules(endpoint, identity, &entry.key, None);
+                } else if let Some(row) = self
+                    .txn
+                    .get(&self.tables.l7_rules, &L7_RULES_KEY, &entry.primary_key())
+                    .map(|e| Arc::clone(&e.object))
+                {
+                    let l7 = self.tables.l7_rules.clone();
+                    self.delete(&l7, &row, Counter::L7Rules);
+                }
             }
         }
-        for (key, verdict) in want {
-            let cookie = identity.map_or(0, |id| self.cookie(id, &key));
-            self.policy_entry(endpoint, &key, Some((verdict, cookie)));
+        if let Some(identity) = identity {
+            for (key, verdict) in want {
+                let cookie = self.cookie(identity, &key);
+                self.policy_entry(endpoint, identity, &key, Some((verdict, cookie)));
+            }
         }
     }
 
@@ -364,6 +423,7 @@ impl Writer<'_> {
             Counter::Ipcache => &mut self.written.ipcache,
             Counter::DatapathEndpoints => &mut self.written.datapath_endpoints,
             Counter::PolicyEntries => &mut self.written.policy_entries,
+            Counter::L7Rules => &mut self.written.l7_rules,
         }
     }
 }
@@ -374,6 +434,7 @@ enum Counter {
     Ipcache,
     DatapathEndpoints,
     PolicyEntries,
+    L7Rules,
 }
 
 /// Equal but for the status, which belongs to the reconciler.

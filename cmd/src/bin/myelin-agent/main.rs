@@ -29,7 +29,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::agent::Agent;
 use crate::api::Api;
-use crate::node::{Node, NodeMetrics};
+use crate::node::{BoundProxy, Node, NodeConfig, NodeMetrics};
 use crate::objects::Objects;
 use crate::store::Store;
 
@@ -92,13 +92,19 @@ async fn run(args: Args) -> Result<()> {
     let shutdown = CancellationToken::new();
     let host_ipv4 = host_addresses(&args.pod_cidr);
     tracing::info!(addresses = ?host_ipv4, "the node's own addresses are reserved:host");
+    let proxy = BoundProxy::bind(&args.state_dir)
+        .await
+        .context("start the L7 proxy")?;
     let node = Node::start(
         &db,
         objects.table().clone(),
         objects.causes().clone(),
         agent.endpoints_table().clone(),
-        &args.bpf_pin_dir,
-        host_ipv4,
+        NodeConfig {
+            pin_dir: &args.bpf_pin_dir,
+            host_ipv4,
+            proxy_ports: proxy.ports(),
+        },
         &shutdown,
     )?;
     let registry = Arc::new(metrics::Registry::new());
@@ -146,6 +152,9 @@ async fn run(args: Args) -> Result<()> {
     } else {
         Vec::new()
     };
+    let proxies = proxy
+        .serve(db.clone(), node.l7_tables(), &shutdown)
+        .context("serve the L7 proxy")?;
     let api = Api {
         agent,
         objects,
@@ -191,6 +200,9 @@ async fn run(args: Args) -> Result<()> {
     }
     for task in hubble {
         task.await.context("hubble task")?;
+    }
+    for proxy in proxies {
+        proxy.await.context("proxy task")?;
     }
     tracing::info!("stopped");
     Ok(())

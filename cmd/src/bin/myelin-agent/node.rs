@@ -11,10 +11,12 @@ use bpf::maps::policy::{Policy, PolicyKey, PolicyValue};
 use policy::identity::Identity;
 use reconcilers::cause::Causes;
 use reconcilers::datapath::{
-    PolicyCookie, register_identities_table, register_policy_cookies_table,
+    PolicyCookie, ProxyPorts, register_identities_table, register_l7_rules_table,
+    register_policy_cookies_table,
 };
 use reconcilers::derive::{Derivation, DeriveCauses, DeriveConfig, DeriveError, DeriveTables};
 use reconcilers::endpoints::Endpoint;
+use reconcilers::l7::L7Tables;
 use reconcilers::objects::StoredObject;
 use reconcilers::reconciler::Health;
 use reconcilers::targets::bpf::{DatapathReconcilers, DatapathTables, spawn_datapath_reconcilers};
@@ -25,8 +27,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::views::Tables;
 
+mod l7_proxy;
 mod metrics;
 
+pub(crate) use l7_proxy::BoundProxy;
 pub(crate) use metrics::NodeMetrics;
 
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +49,15 @@ pub(crate) enum NodeError {
     Derivation(#[from] DeriveError),
 }
 
+/// Where the node's datapath lives and what it must know of the node.
+pub(crate) struct NodeConfig<'a> {
+    pub(crate) pin_dir: &'a Path,
+    /// The node's own addresses (`reserved:host`).
+    pub(crate) host_ipv4: Vec<Ipv4Addr>,
+    /// The L7 proxy's listeners, for redirect entries.
+    pub(crate) proxy_ports: ProxyPorts,
+}
+
 pub(crate) struct Node {
     db: Db,
     pub(crate) tables: Tables,
@@ -55,6 +68,7 @@ pub(crate) struct Node {
     kernel_policy: Mutex<Policy>,
     /// The policies behind each policy map cookie, for flows.
     pub(crate) policy_cookies: Table<PolicyCookie>,
+    l7_rules: Table<reconcilers::datapath::L7RulesRow>,
 }
 
 impl Node {
@@ -65,12 +79,17 @@ impl Node {
         objects: Table<StoredObject>,
         objects_causes: Causes,
         endpoints: Table<Endpoint>,
-        pin_dir: &Path,
-        host_ipv4: Vec<Ipv4Addr>,
+        config: NodeConfig<'_>,
         shutdown: &CancellationToken,
     ) -> Result<Node, NodeError> {
+        let NodeConfig {
+            pin_dir,
+            host_ipv4,
+            proxy_ports,
+        } = config;
         let identities = register_identities_table(db)?;
         let policy_cookies = register_policy_cookies_table(db)?;
+        let l7_rules = register_l7_rules_table(db)?;
         let datapath_tables = DatapathTables::register(db)?;
         let datapath = Datapath::open(pin_dir).map_err(|source| NodeError::Datapath {
             pin_dir: pin_dir.to_owned(),
@@ -98,6 +117,7 @@ impl Node {
             host_ipv4,
             restored,
             restored_prefixes,
+            proxy_ports,
             causes: DeriveCauses {
                 objects: objects_causes,
                 ipcache: datapath_tables.ipcache_causes.clone(),
@@ -115,6 +135,7 @@ impl Node {
                 datapath_endpoints: datapath_tables.endpoints.clone(),
                 policy_entries: datapath_tables.policy.clone(),
                 policy_cookies: policy_cookies.clone(),
+                l7_rules: l7_rules.clone(),
             },
             &config,
             shutdown.clone(),
@@ -134,7 +155,18 @@ impl Node {
             reconcilers,
             kernel_policy: Mutex::new(kernel_policy),
             policy_cookies,
+            l7_rules,
         })
+    }
+
+    /// The tables the L7 proxy decides requests on.
+    pub(crate) fn l7_tables(&self) -> L7Tables {
+        L7Tables {
+            datapath_endpoints: self.datapath_tables.endpoints.clone(),
+            ipcache: self.datapath_tables.ipcache.clone(),
+            policy_entries: self.datapath_tables.policy.clone(),
+            l7_rules: self.l7_rules.clone(),
+        }
     }
 
     pub(crate) fn read_txn(&self) -> ReadTxn {

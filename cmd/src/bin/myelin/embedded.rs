@@ -79,7 +79,19 @@ pub(crate) fn up(run: &RunDir, args: &UpArgs) -> Result<()> {
     system::netns_add(&node_netns)?;
     let started = (|| -> Result<Instance> {
         system::ip(&["-n", &node_netns, "link", "set", "lo", "up"])?;
-        system::in_netns(&node_netns, &["sysctl", "-qw", "net.ipv4.ip_forward=1"])?;
+        // A connection hairpinned to the ingress proxy comes in on the pod's veth from an
+        // address routed elsewhere: strict reverse-path filtering (a host's default, which a
+        // new namespace inherits) would drop it, as it would in Cilium, which turns it off.
+        system::in_netns(
+            &node_netns,
+            &[
+                "sysctl",
+                "-qw",
+                "net.ipv4.ip_forward=1",
+                "net.ipv4.conf.all.rp_filter=0",
+                "net.ipv4.conf.default.rp_filter=0",
+            ],
+        )?;
         add_host_address(&node_netns, &pod_cidr)?;
         let mut instance = Instance {
             name: args.name.clone(),

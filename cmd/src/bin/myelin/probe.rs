@@ -13,7 +13,7 @@ use clap::{Args, Subcommand, ValueEnum};
 use policy::trace::Probe;
 use serde_json::Value;
 
-pub(crate) use self::connect::{Outcome, ProbeError, Verdict, probe};
+pub(crate) use self::connect::{HttpRequest, Outcome, ProbeError, Verdict, probe_with};
 pub(crate) use self::matrix::{ProbePod, probe_matrix};
 use crate::embedded::{self, RunDir};
 use crate::matrix::MatrixFormat;
@@ -42,8 +42,27 @@ pub(crate) struct ProbeArgs {
     /// How long to wait for the connection, then for the answer; silence means denied.
     #[arg(long, default_value = "1s", value_parser = timeout::parse)]
     timeout: Duration,
+    /// The HTTP method a TCP probe sends.
+    #[arg(long = "http-method", default_value = "GET")]
+    http_method: String,
+    /// The HTTP path (with any query) a TCP probe sends.
+    #[arg(long = "http-path", default_value = "/", value_parser = http_path)]
+    http_path: String,
+    /// The HTTP Host header a TCP probe sends (default: the address probed).
+    #[arg(long = "http-host")]
+    http_host: Option<String>,
     #[arg(short = 'o', long = "output", value_enum, default_value_t = ProbeFormat::Text)]
     output: ProbeFormat,
+}
+
+fn http_path(text: &str) -> Result<String, String> {
+    if text.starts_with('/') && !text.contains(char::is_whitespace) {
+        Ok(text.to_owned())
+    } else {
+        Err(format!(
+            "{text:?} is not a path: it starts with / and has no spaces"
+        ))
+    }
 }
 
 #[derive(Subcommand)]
@@ -118,7 +137,18 @@ pub(crate) fn run(mut args: ProbeArgs, run: &RunDir) -> ExitCode {
 }
 
 fn run_one(args: &ProbeArgs, to: IpAddr) -> Result<ExitCode, ProbeError> {
-    let outcome = probe(args.from_netns.as_deref(), to, args.port, args.timeout)?;
+    let request = HttpRequest {
+        method: args.http_method.clone(),
+        path: args.http_path.clone(),
+        host: args.http_host.clone(),
+    };
+    let outcome = probe_with(
+        args.from_netns.as_deref(),
+        to,
+        args.port,
+        args.timeout,
+        &request,
+    )?;
     print!("{}", render(&outcome, args, to));
     Ok(if outcome.verdict == Verdict::Allowed {
         ExitCode::SUCCESS

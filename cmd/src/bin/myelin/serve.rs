@@ -141,7 +141,7 @@ async fn serve_http(listener: TcpListener, pod: Arc<str>) {
         };
         let pod = Arc::clone(&pod);
         tokio::spawn(async move {
-            let service = service_fn(move |request| answer(Arc::clone(&pod), request));
+            let service = service_fn(move |request| answer(Arc::clone(&pod), peer, request));
             let connection = http1::Builder::new().serve_connection(TokioIo::new(stream), service);
             if let Err(e) = connection.await {
                 tracing::debug!(%peer, error = %e, "connection");
@@ -152,6 +152,7 @@ async fn serve_http(listener: TcpListener, pod: Arc<str>) {
 
 async fn answer(
     pod: Arc<str>,
+    peer: std::net::SocketAddr,
     request: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let text = body_text(&pod, request.method().as_str(), request.uri().path());
@@ -165,8 +166,15 @@ async fn answer(
         CONTENT_TYPE,
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
+    // Who connected, as the server saw it: behind the L7 proxy it is still the client pod.
+    if let Ok(value) = HeaderValue::from_str(&peer.to_string()) {
+        response.headers_mut().insert(CLIENT_HEADER, value);
+    }
     Ok(response)
 }
+
+/// The response header carrying the client's address and port.
+pub(crate) const CLIENT_HEADER: &str = "x-myelin-client";
 
 /// What every request gets back: `ns/pod METHOD /path`.
 pub(crate) fn body_text(pod: &str, method: &str, path: &str) -> String {

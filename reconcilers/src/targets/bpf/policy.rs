@@ -37,15 +37,15 @@ pub fn policy_key(endpoint_id: u16, key: &Key) -> Result<PolicyKey, DatapathErro
     })
 }
 
-/// The map value of a verdict. A redirect goes to proxy port 0 until the L7 proxy exists:
-/// the datapath allows it and leaves the packet unmarked, as `MapState::decide`'s
-/// `Redirected` lets the connection through.
-pub fn policy_value(verdict: Verdict, cookie: u32) -> PolicyValue {
+/// The map value of a verdict. A redirect without a listener (port 0) is an allow to the
+/// datapath, which leaves the packet unmarked, as `MapState::decide`'s `Redirected` lets the
+/// connection through.
+pub fn policy_value(verdict: Verdict, proxy_port: u16, cookie: u32) -> PolicyValue {
     PolicyValue {
         verdict: match verdict {
             Verdict::Allow => bpf::Verdict::Allow,
             Verdict::Deny => bpf::Verdict::Deny,
-            Verdict::Redirect(_) => bpf::Verdict::Redirect { proxy_port: 0 },
+            Verdict::Redirect(_) => bpf::Verdict::Redirect { proxy_port },
         },
         cookie,
     }
@@ -76,7 +76,10 @@ impl Operations<PolicyEntry> for PolicyOps {
         entry: &Arc<PolicyEntry>,
     ) -> Result<(), DatapathError> {
         let key = policy_key(entry.endpoint_id, &entry.key)?;
-        lock(&self.policy).insert(&key, &policy_value(entry.verdict, entry.cookie))?;
+        lock(&self.policy).insert(
+            &key,
+            &policy_value(entry.verdict, entry.proxy_port, entry.cookie),
+        )?;
         Ok(())
     }
 

@@ -47,14 +47,14 @@ fn policy_keys_and_values() {
             out,
             "{key} {verdict:?} -> {map_key} (prefix {}) {:?}",
             raw.prefix_len(),
-            policy_value(verdict, 0).verdict
+            policy_value(verdict, 10001, 0).verdict
         )
         .unwrap();
     }
     expect![[r#"
         ingress 16777217 ANY Allow -> endpoint 7 ingress identity 16777217 any (prefix 72) Allow
         egress 0 UDP Deny -> endpoint 7 egress identity 0 udp (prefix 80) Deny
-        egress 300 80/TCP Redirect(Http) -> endpoint 7 egress identity 300 80/tcp (prefix 96) Redirect { proxy_port: 0 }
+        egress 300 80/TCP Redirect(Http) -> endpoint 7 egress identity 300 80/tcp (prefix 96) Redirect { proxy_port: 10001 }
         ingress 300 8080-8087/TCP Allow -> endpoint 7 ingress identity 300 8080-8087/tcp (prefix 93) Allow
         ingress 2 8/ICMP Allow -> endpoint 7 ingress identity 2 8/icmp (prefix 96) Allow
     "#]]

@@ -75,6 +75,25 @@ pub(crate) enum ProbeError {
     Protocol(Probe),
 }
 
+/// The HTTP request a TCP or SCTP probe sends once connected.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct HttpRequest {
+    pub(crate) method: String,
+    pub(crate) path: String,
+    /// The `Host` header; the address probed when `None`.
+    pub(crate) host: Option<String>,
+}
+
+impl Default for HttpRequest {
+    fn default() -> HttpRequest {
+        HttpRequest {
+            method: "GET".to_owned(),
+            path: "/".to_owned(),
+            host: None,
+        }
+    }
+}
+
 /// Probes `ip` on `probe`'s port from the namespace at `netns` (the caller's when `None`),
 /// waiting at most `timeout` for each step (connect, then the answer).
 pub(crate) fn probe(
@@ -83,27 +102,38 @@ pub(crate) fn probe(
     probe: Probe,
     timeout: Duration,
 ) -> Result<Outcome, ProbeError> {
+    probe_with(netns, ip, probe, timeout, &HttpRequest::default())
+}
+
+/// [`probe`], sending `request` on a TCP or SCTP connection.
+pub(crate) fn probe_with(
+    netns: Option<&Path>,
+    ip: IpAddr,
+    probe: Probe,
+    timeout: Duration,
+    request: &HttpRequest,
+) -> Result<Outcome, ProbeError> {
     let addr = SocketAddr::new(ip, probe.port);
     netns::run_in(netns, || match probe.proto {
-        PROTO_TCP => Ok(tcp(addr, timeout)),
+        PROTO_TCP => Ok(tcp(addr, timeout, request)),
         PROTO_UDP => udp(addr, timeout),
-        PROTO_SCTP => sctp(addr, timeout),
+        PROTO_SCTP => sctp(addr, timeout, request),
         _ => Err(ProbeError::Protocol(probe)),
     })?
 }
 
-fn tcp(addr: SocketAddr, timeout: Duration) -> Outcome {
+fn tcp(addr: SocketAddr, timeout: Duration, request: &HttpRequest) -> Outcome {
     match TcpStream::connect_timeout(&addr, timeout) {
-        Ok(stream) => http_get(stream, addr, timeout),
+        Ok(stream) => http_request(stream, addr, timeout, request),
         Err(e) => connect_failed(&e, timeout),
     }
 }
 
-fn sctp(addr: SocketAddr, timeout: Duration) -> Result<Outcome, ProbeError> {
+fn sctp(addr: SocketAddr, timeout: Duration, request: &HttpRequest) -> Result<Outcome, ProbeError> {
     let socket = sctp::socket(addr)?;
     Ok(match socket.connect_timeout(&addr.into(), timeout) {
         // The built-in server speaks HTTP on SCTP ports too.
-        Ok(()) => http_get(socket.into(), addr, timeout),
+        Ok(()) => http_request(socket.into(), addr, timeout, request),
         Err(e) => connect_failed(&e, timeout),
     })
 }
@@ -121,15 +151,22 @@ fn connect_failed(e: &io::Error, timeout: Duration) -> Outcome {
     }
 }
 
-/// Sends `GET /` on an established connection and reads the answer. A 403 is what the L7
+/// Sends `request` on an established connection and reads the answer. A 403 is what the L7
 /// proxy answers for a request its rules deny, so it counts as denied, as in `policy trace`.
-fn http_get(mut stream: TcpStream, addr: SocketAddr, timeout: Duration) -> Outcome {
-    let host = match addr.ip() {
-        IpAddr::V4(ip) => ip.to_string(),
-        IpAddr::V6(ip) => format!("[{ip}]"),
+fn http_request(
+    mut stream: TcpStream,
+    addr: SocketAddr,
+    timeout: Duration,
+    request: &HttpRequest,
+) -> Outcome {
+    let host = match (&request.host, addr.ip()) {
+        (Some(host), _) => host.clone(),
+        (None, IpAddr::V4(ip)) => ip.to_string(),
+        (None, IpAddr::V6(ip)) => format!("[{ip}]"),
     };
     let request = format!(
-        "GET / HTTP/1.1\r\nHost: {host}\r\nUser-Agent: myelin-probe\r\nConnection: close\r\n\r\n"
+        "{} {} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: myelin-probe\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+        request.method, request.path
     );
     let answer = stream
         .set_read_timeout(Some(timeout))

@@ -1,0 +1,254 @@
+//! The HTTP/1.1 proxy: every request on a redirected connection is decided against the L7
+//! rules; an allowed one goes to the original destination over one upstream connection per
+//! client connection (from the client's address), a denied one gets Envoy's answer.
+
+use std::convert::Infallible;
+use std::net::{SocketAddr, SocketAddrV4};
+use std::sync::{Arc, Mutex};
+
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Bytes, Incoming};
+use hyper::client::conn::http1::SendRequest;
+use hyper::header::{CONTENT_TYPE, HOST, HeaderValue, SERVER};
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use policy::l7::{HttpRequest, L7Request};
+use policy::rule::Direction;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::socket::connect_as;
+
+/// Envoy's body for a request the L7 rules deny (`curl` prints `Access denied`).
+pub const ACCESS_DENIED: &str = "Access denied\r\n";
+
+/// A redirected connection: the client and the destination it asked for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Connection {
+    pub client: SocketAddrV4,
+    pub server: SocketAddrV4,
+}
+
+/// The L7 rules, as the agent knows them.
+pub trait Policies: Send + Sync + 'static {
+    /// Whether `request` on `connection`, redirected by the policy of its `direction` end (the
+    /// client for egress, the server for ingress), passes.
+    fn allows(
+        &self,
+        direction: Direction,
+        connection: &Connection,
+        request: &L7Request<'_>,
+    ) -> bool;
+}
+
+type Body = BoxBody<Bytes, hyper::Error>;
+
+/// Accepts connections on `listener` until `cancel` fires; each is served on its own task,
+/// all aborted when this returns.
+pub async fn serve_http(
+    listener: TcpListener,
+    direction: Direction,
+    policies: Arc<dyn Policies>,
+    cancel: CancellationToken,
+) {
+    let mut connections = JoinSet::new();
+    loop {
+        let accepted = tokio::select! {
+            () = cancel.cancelled() => return,
+            accepted = listener.accept() => accepted,
+            // Reap finished connections as we go.
+            Some(_) = connections.join_next() => continue,
+        };
+        let (stream, peer) = match accepted {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                tracing::warn!(%error, "proxy accept failed");
+                continue;
+            }
+        };
+        // TPROXY leaves the original destination as the accepted socket's local address.
+        let connection = match (peer, stream.local_addr()) {
+            (SocketAddr::V4(client), Ok(SocketAddr::V4(server))) => Connection { client, server },
+            _ => continue,
+        };
+        connections.spawn(serve_connection(
+            stream,
+            connection,
+            direction,
+            Arc::clone(&policies),
+        ));
+    }
+}
+
+/// Serves one client connection: keep-alive, so every request on it is decided.
+pub async fn serve_connection(
+    stream: TcpStream,
+    connection: Connection,
+    direction: Direction,
+    policies: Arc<dyn Policies>,
+) {
+    let upstream = Arc::new(Upstream {
+        connection,
+        mark: crate::plumbing::upstream_mark(direction),
+        sender: Mutex::new(None),
+        drivers: Mutex::new(JoinSet::new()),
+    });
+    let service = hyper::service::service_fn(move |request| {
+        let upstream = Arc::clone(&upstream);
+        let policies = Arc::clone(&policies);
+        async move { Ok::<_, Infallible>(handle(request, direction, &*policies, &upstream).await) }
+    });
+    if let Err(error) = hyper::server::conn::http1::Builder::new()
+        .serve_connection(TokioIo::new(stream), service)
+        .await
+    {
+        tracing::debug!(client = %connection.client, server = %connection.server, %error, "proxied connection ended");
+    }
+}
+
+async fn handle(
+    request: Request<Incoming>,
+    direction: Direction,
+    policies: &dyn Policies,
+    upstream: &Upstream,
+) -> Response<Body> {
+    let connection = upstream.connection;
+    if !allows(policies, direction, &connection, &request) {
+        tracing::info!(
+            direction = direction.as_str(),
+            client = %connection.client,
+            server = %connection.server,
+            method = %request.method(),
+            path = request.uri().path_and_query().map_or("/", |p| p.as_str()),
+            "request denied by L7 policy"
+        );
+        return access_denied().map(|body| body.map_err(|never| match never {}).boxed());
+    }
+    match upstream.send(request).await {
+        Ok(response) => response.map(BodyExt::boxed),
+        Err(error) => {
+            tracing::warn!(client = %connection.client, server = %connection.server, error = %error, "upstream request failed");
+            let mut response = Response::new(
+                Full::new(Bytes::from_static(b"upstream connect error\r\n"))
+                    .map_err(|never| match never {})
+                    .boxed(),
+            );
+            *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+            response
+        }
+    }
+}
+
+/// The decision for one request: what L7 rules look at is its method, its target as sent
+/// (Envoy's `:path`, query included), its authority and its headers.
+pub fn allows<B>(
+    policies: &dyn Policies,
+    direction: Direction,
+    connection: &Connection,
+    request: &Request<B>,
+) -> bool {
+    let headers: Vec<(String, String)> = request
+        .headers()
+        .iter()
+        .filter_map(|(name, value)| {
+            Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned()))
+        })
+        .collect();
+    let host = request
+        .headers()
+        .get(HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| request.uri().authority().map(|a| a.as_str()))
+        .unwrap_or("");
+    let path = request.uri().path_and_query().map_or("/", |p| p.as_str());
+    let request = L7Request::Http(HttpRequest {
+        method: request.method().as_str(),
+        path,
+        host,
+        headers: &headers,
+    });
+    policies.allows(direction, connection, &request)
+}
+
+/// Envoy's answer to a denied request: `403 Forbidden`, `Access denied\r\n`.
+pub fn access_denied() -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from_static(ACCESS_DENIED.as_bytes())));
+    *response.status_mut() = StatusCode::FORBIDDEN;
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+    headers.insert(SERVER, HeaderValue::from_static("envoy"));
+    response
+}
+
+/// The connection to the original destination, opened at the first allowed request.
+struct Upstream {
+    connection: Connection,
+    mark: u32,
+    /// Taken while a request is in flight (HTTP/1.1 has one at a time), so no lock is held
+    /// across an await.
+    sender: Mutex<Option<SendRequest<Incoming>>>,
+    /// The upstream connections' drivers, aborted with the client connection.
+    drivers: Mutex<JoinSet<()>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+enum UpstreamError {
+    #[error("connecting to {server} as {client}")]
+    Connect {
+        client: SocketAddrV4,
+        server: SocketAddrV4,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("http exchange with {server}")]
+    Http {
+        server: SocketAddrV4,
+        #[source]
+        source: hyper::Error,
+    },
+}
+
+impl Upstream {
+    async fn send(&self, request: Request<Incoming>) -> Result<Response<Incoming>, UpstreamError> {
+        let Connection { client, server } = self.connection;
+        let http = |source| UpstreamError::Http { server, source };
+        let cached = lock(&self.sender).take().filter(|s| !s.is_closed());
+        let mut sender = match cached {
+            Some(sender) => sender,
+            None => {
+                let stream = connect_as(client, server, self.mark)
+                    .await
+                    .map_err(|source| UpstreamError::Connect {
+                        client,
+                        server,
+                        source,
+                    })?;
+                let (sender, driver) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+                    .await
+                    .map_err(http)?;
+                lock(&self.drivers).spawn(async move {
+                    if let Err(error) = driver.await {
+                        tracing::debug!(%server, %error, "upstream connection ended");
+                    }
+                });
+                sender
+            }
+        };
+        sender.ready().await.map_err(http)?;
+        let response = sender.send_request(request).await.map_err(http)?;
+        *lock(&self.sender) = Some(sender);
+        Ok(response)
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A panic while holding these locks leaves nothing half-written.
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,50 @@
+//! Transparent sockets: a listener that accepts connections to any address TPROXY hands it,
+//! and upstream connections bound to the client's own (non-local) address.
+
+use std::io;
+use std::net::{SocketAddr, SocketAddrV4};
+
+use socket2::{Domain, Protocol, Socket, Type};
+use tokio::net::{TcpSocket, TcpStream};
+
+/// A listening TCP socket with `IP_TRANSPARENT`, as TPROXY requires of its target.
+pub(crate) fn transparent_listener(addr: SocketAddrV4) -> io::Result<std::net::TcpListener> {
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    socket.set_ip_transparent_v4(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&SocketAddr::V4(addr).into())?;
+    socket.listen(1024)?;
+    Ok(socket.into())
+}
+
+/// Connects to `server` from `client`'s address, keeping its port when the node has no
+/// socket bound there already (the client's own connection ends at the proxy, so its 4-tuple
+/// is free towards the server), any port otherwise. `mark` tells the datapath which proxy
+/// sent the packets.
+pub(crate) async fn connect_as(
+    client: SocketAddrV4,
+    server: SocketAddrV4,
+    mark: u32,
+) -> io::Result<TcpStream> {
+    match connect_from(client, server, mark).await {
+        Err(err) if err.kind() == io::ErrorKind::AddrInUse => {
+            connect_from(SocketAddrV4::new(*client.ip(), 0), server, mark).await
+        }
+        result => result,
+    }
+}
+
+async fn connect_from(
+    source: SocketAddrV4,
+    server: SocketAddrV4,
+    mark: u32,
+) -> io::Result<TcpStream> {
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_ip_transparent_v4(true)?;
+    socket.set_mark(mark)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&SocketAddr::V4(source).into())?;
+    let socket = TcpSocket::from_std_stream(std::net::TcpStream::from(socket));
+    socket.connect(SocketAddr::V4(server)).await
+}
