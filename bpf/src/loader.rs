@@ -338,6 +338,17 @@ impl Datapath {
         self.test_run_repeat(program, packet, 1)
     }
 
+    /// [`Datapath::test_run`] on a packet that carries `mark` (as the proxy's sockets set it).
+    pub fn test_run_marked(
+        &mut self,
+        program: Program,
+        packet: &[u8],
+        mark: u32,
+    ) -> Result<TestRun, Error> {
+        let prog = classifier(&mut self.ebpf, program)?;
+        test_run::run(prog, program.name(), packet, 1, mark)
+    }
+
     /// [`Datapath::test_run`] `repeat` times in the kernel (for timing; map effects repeat too).
     pub fn test_run_repeat(
         &mut self,
@@ -346,7 +357,7 @@ impl Datapath {
         repeat: u32,
     ) -> Result<TestRun, Error> {
         let prog = classifier(&mut self.ebpf, program)?;
-        test_run::run(prog, program.name(), packet, repeat)
+        test_run::run(prog, program.name(), packet, repeat, 0)
     }
 }
 

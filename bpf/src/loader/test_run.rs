@@ -42,7 +42,7 @@ pub struct TestRun {
     pub verdict: u32,
     /// The packet as the program left it.
     pub packet: Vec<u8>,
-    /// The skb mark as the program left it (0 before the run).
+    /// The skb mark as the program left it.
     pub mark: u32,
     /// Average run time per repetition as the kernel measured it, in nanoseconds.
     pub duration_ns: u32,
@@ -60,6 +60,7 @@ pub(super) fn run(
     name: &'static str,
     packet: &[u8],
     repeat: u32,
+    mark: u32,
 ) -> Result<TestRun, Error> {
     let test_error = |source| Error::TestRun {
         program: name,
@@ -75,6 +76,9 @@ pub(super) fn run(
         .as_raw_fd();
     let mut out = vec![0u8; packet.len() + 256];
     let mut ctx_out = [0u8; SK_BUFF_SIZE];
+    // The kernel takes only a few `__sk_buff` fields from the caller; the mark is one.
+    let mut ctx_in = [0u8; SK_BUFF_SIZE];
+    ctx_in[SK_BUFF_MARK..SK_BUFF_MARK + 4].copy_from_slice(&mark.to_ne_bytes());
     let len = |n: usize| {
         u32::try_from(n).map_err(|_| test_error(std::io::Error::other("packet too large")))
     };
@@ -85,6 +89,8 @@ pub(super) fn run(
         data_in: packet.as_ptr() as u64,
         data_out: out.as_mut_ptr() as u64,
         repeat: repeat.max(1),
+        ctx_size_in: len(ctx_in.len())?,
+        ctx_in: ctx_in.as_ptr() as u64,
         ctx_size_out: len(ctx_out.len())?,
         ctx_out: ctx_out.as_mut_ptr() as u64,
         ..TestRunAttr::default()
@@ -94,7 +100,7 @@ pub(super) fn run(
         reason = "the bpf(2) syscall has no safe wrapper for test runs"
     )]
     // SAFETY: `attr` is a valid `bpf_attr.test` for the size passed; data_in points to
-    // `packet.len()` readable bytes, data_out to `out.len()` and ctx_out to `ctx_out.len()`
+    // `packet.len()` readable bytes, ctx_in to `ctx_in.len()`, data_out to `out.len()` and ctx_out to `ctx_out.len()`
     // writable bytes, all alive for the call; the kernel writes only within `attr`, `out` and
     // `ctx_out`.
     let ret = unsafe {

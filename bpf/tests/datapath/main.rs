@@ -955,3 +955,93 @@ fn local_destinations_are_delivered_into_the_pod_after_their_ingress_decides() {
     // A destination that is not local takes the stack, as before.
     assert_eq!(egress(&mut f, &tcp(POD_A, 40002, POD_B, 80, SYN)), SHOT);
 }
+
+/// A connection from outside the node that pod A's ingress redirects to the proxy: A's
+/// `to_container` runs after the node's routing, so it hairpins the marked packet back in
+/// through the veth (addressed to the veth's own MAC, the routed packet's source) for TPROXY.
+/// What the ingress proxy sends on (mark 0xa00) is delivered, its mark left alone.
+#[test]
+fn ingress_redirects_hairpin_to_the_proxy_and_the_proxy_reaches_the_pod() {
+    let mut f = setup(enforce_both());
+    put(
+        &f,
+        Direction::Ingress,
+        identity::WORLD,
+        L4::port(L4::TCP, 80),
+        PolicyValue {
+            verdict: Verdict::Redirect { proxy_port: 15001 },
+            cookie: 0,
+        },
+    );
+    let syn = tcp(WORLD, 50000, POD_A, 80, SYN);
+    let run = f.dp.test_run(Program::ToContainer, &syn).unwrap();
+    assert_eq!(run.verdict, TestRun::TC_ACT_REDIRECT);
+    assert_eq!(run.mark, 0x0200 | (15001 << 16));
+    assert_eq!(&run.packet[..6], &syn[6..12], "to the veth's own MAC");
+    assert_eq!(&run.packet[6..], &syn[6..], "nothing else changes");
+
+    let from_proxy =
+        f.dp.test_run_marked(Program::ToContainer, &syn, 0x0a00)
+            .unwrap();
+    assert_eq!((from_proxy.verdict, from_proxy.mark), (OK, 0x0a00));
+    assert_eq!(from_proxy.packet, syn);
+
+    // Back in through the veth, the hairpinned packet is not A's egress.
+    let hairpinned =
+        f.dp.test_run_marked(Program::FromContainer, &run.packet, run.mark)
+            .unwrap();
+    assert_eq!(hairpinned.verdict, OK);
+}
+
+/// The reply to a connection a proxy took over is the proxy's: local delivery must not put it
+/// into the client pod, whose own connection ends at the proxy. Pod C's egress to A on 80 is
+/// redirected; the egress proxy connects to A from C's address; A's reply takes the stack.
+#[test]
+fn replies_of_proxied_connections_take_the_stack() {
+    const POD_C: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 3);
+    let mut f = setup(enforce_both());
+    f.dp.endpoints()
+        .unwrap()
+        .insert(
+            POD_C,
+            &EndpointInfo {
+                endpoint_id: 300,
+                ifindex: 1,
+                identity: 3000,
+                mac: [2, 0, 0, 0, 0, 3],
+                flags: EndpointFlags::ENFORCE_EGRESS,
+            },
+        )
+        .unwrap();
+    f.dp.ipcache()
+        .unwrap()
+        .insert(Ipv4Prefix::host(POD_C), &IpcacheValue::new(3000))
+        .unwrap();
+    let key = PolicyKey {
+        endpoint_id: 300,
+        direction: Direction::Egress,
+        identity: ID_A,
+        l4: L4::port(L4::TCP, 80),
+    };
+    let redirect = PolicyValue {
+        verdict: Verdict::Redirect { proxy_port: 15002 },
+        cookie: 0,
+    };
+    f.dp.policy().unwrap().insert(&key, &redirect).unwrap();
+    allow(&f, Direction::Ingress, 3000, L4::port(L4::TCP, 80));
+
+    let syn = tcp(POD_C, 40000, POD_A, 80, SYN);
+    let to_proxy = f.dp.test_run(Program::FromContainer, &syn).unwrap();
+    assert_eq!(
+        (to_proxy.verdict, to_proxy.mark),
+        (OK, 0x0200 | (15002 << 16))
+    );
+    let upstream =
+        f.dp.test_run_marked(Program::ToContainer, &syn, 0x0b00)
+            .unwrap();
+    assert_eq!(upstream.verdict, OK);
+    let reply = tcp(POD_A, 80, POD_C, 40000, SYN | ACK);
+    let run = f.dp.test_run(Program::FromContainer, &reply).unwrap();
+    assert_eq!(run.verdict, OK, "not redirected into C");
+    assert_eq!(run.packet, reply);
+}
