@@ -629,10 +629,13 @@ fn an_agent_restart_keeps_the_allocation() {
 fn a_thousand_add_del_cycles_leak_nothing() {
     let node = Node::new();
     let pod = Netns::new();
+    // Tests running alongside create `myelin-it-*` and, through `myelin up`, `myit<pid>x*`
+    // namespaces; anything else is new.
+    let embedded = format!("myit{}x", std::process::id());
     let foreign_namespaces = || -> Vec<String> {
         crate::netns::list()
             .into_iter()
-            .filter(|name| !name.starts_with("myelin-it-"))
+            .filter(|name| !name.starts_with("myelin-it-") && !name.starts_with(&embedded))
             .collect()
     };
     let before = foreign_namespaces();
@@ -649,7 +652,6 @@ fn a_thousand_add_del_cycles_leak_nothing() {
         !routes(&node.netns).contains("10.244.0."),
         "no node route left"
     );
-    // Tests running alongside create `myelin-it-*` namespaces; anything else is new.
     assert_eq!(foreign_namespaces(), before);
     assert!(pod.path().exists() && node.netns.path().exists());
 }
