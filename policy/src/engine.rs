@@ -292,9 +292,16 @@ impl Engine {
     }
 
     pub fn prefix_identities(&self) -> impl Iterator<Item = (Cidr, bool, Identity)> + '_ {
+        // An address learned through DNS comes last: its identity carries the host prefix's
+        // CIDR labels too, so it takes the place of a CIDR rule's identity for the same /32.
         self.prefixes
             .iter()
             .map(|((cidr, ipblock), (id, _))| (*cidr, *ipblock, *id))
+            .chain(
+                self.fqdn_ips
+                    .iter()
+                    .map(|(ip, (_, id))| (Cidr::host(*ip), false, *id)),
+            )
     }
 
     /// Records that a DNS answer for `name` carried `ip`: the address gets an identity
@@ -310,6 +317,27 @@ impl Engine {
         let mut names = names;
         names.insert(name);
         self.relabel_fqdn_ip(ip, names);
+        self.finish()
+    }
+
+    /// Forgets that `name` had `ip` (its DNS answer expired): the address keeps the labels of
+    /// its other names, or loses its identity with the last one.
+    pub fn forget_fqdn(&mut self, name: &str, ip: IpAddr) -> Delta {
+        let _span = tracing::debug_span!("derive", derivation = "fqdn", name, %ip).entered();
+        let name = name.trim_end_matches('.').to_ascii_lowercase();
+        if let Some((names, id)) = self.fqdn_ips.get(&ip) {
+            let id = *id;
+            let mut names = names.clone();
+            names.remove(&name);
+            if names.is_empty() {
+                self.fqdn_ips.remove(&ip);
+                if self.local_scope.release(id) {
+                    self.drop_identity(id);
+                }
+            } else {
+                self.relabel_fqdn_ip(ip, names);
+            }
+        }
         self.finish()
     }
 

@@ -3,9 +3,10 @@
 //! client connection (from the client's address), a denied one gets Envoy's answer.
 
 use std::convert::Infallible;
-use std::net::{SocketAddr, SocketAddrV4};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::sync::{Arc, Mutex};
 
+use futures::future::BoxFuture;
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
@@ -41,6 +42,10 @@ pub trait Policies: Send + Sync + 'static {
         connection: &Connection,
         request: &L7Request<'_>,
     ) -> bool;
+
+    /// A DNS answer the proxy let through gave these names these addresses; completes once
+    /// the datapath enforces what they mean, before the client sees the answer.
+    fn learned(&self, names: Vec<(String, Ipv4Addr)>) -> BoxFuture<'static, ()>;
 }
 
 type Body = BoxBody<Bytes, hyper::Error>;

@@ -7,14 +7,18 @@
 //! - [`ports`]: one listener per (parser, direction), ports from Cilium's range, kept across
 //!   restarts.
 //! - [`http`]: the HTTP/1.1 proxy (hyper) and the decision per request ([`Policies`]).
+//! - [`dns`]: the DNS proxy: queries decided by name, answers learned before they are let
+//!   through.
 //! - [`plumbing`]: the nftables rules and the policy routing that deliver marked packets.
 //!
 //! The proxy knows no tables: the agent implements [`Policies`] over them.
 
+pub mod dns;
 pub mod http;
 pub mod plumbing;
 pub mod ports;
 mod socket;
 
+pub use dns::serve_dns;
 pub use http::{Connection, Policies, serve_http};
-pub use ports::{Listener, ListenerKind};
+pub use ports::{Listener, ListenerKind, ListenerSocket};

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use policy::l7::L7Parser;
 use policy::rule::Direction;
 
-use crate::socket::transparent_listener;
+use crate::socket::{transparent_listener, transparent_udp_listener};
 
 /// Cilium's default proxy port range.
 pub const PORT_RANGE: RangeInclusive<u16> = 10000..=20000;
@@ -27,6 +27,23 @@ pub struct ListenerKind {
 }
 
 impl ListenerKind {
+    /// Cilium's listeners: HTTP both ways, DNS for egress (`toFQDNs` learns from a pod's own
+    /// lookups).
+    pub const ALL: [ListenerKind; 3] = [
+        ListenerKind {
+            parser: L7Parser::Http,
+            direction: Direction::Ingress,
+        },
+        ListenerKind {
+            parser: L7Parser::Http,
+            direction: Direction::Egress,
+        },
+        ListenerKind {
+            parser: L7Parser::Dns,
+            direction: Direction::Egress,
+        },
+    ];
+
     pub const HTTP: [ListenerKind; 2] = [
         ListenerKind {
             parser: L7Parser::Http,
@@ -50,7 +67,21 @@ impl fmt::Display for ListenerKind {
 pub struct Listener {
     pub kind: ListenerKind,
     pub port: u16,
-    pub socket: std::net::TcpListener,
+    pub socket: ListenerSocket,
+}
+
+/// HTTP listens on TCP, DNS on UDP.
+#[derive(Debug)]
+pub enum ListenerSocket {
+    Tcp(std::net::TcpListener),
+    Udp(std::net::UdpSocket),
+}
+
+fn bind(kind: ListenerKind, addr: SocketAddrV4) -> io::Result<ListenerSocket> {
+    match kind.parser {
+        L7Parser::Http => transparent_listener(addr).map(ListenerSocket::Tcp),
+        L7Parser::Dns => transparent_udp_listener(addr).map(ListenerSocket::Udp),
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -103,15 +134,15 @@ pub fn bind_listeners(
             &taken,
             range.clone(),
         )
-        .find_map(|port| {
-            match transparent_listener(SocketAddrV4::new(LISTEN_ADDR, port)) {
+        .find_map(
+            |port| match bind(*kind, SocketAddrV4::new(LISTEN_ADDR, port)) {
                 Ok(socket) => Some((port, socket)),
                 Err(err) => {
                     last_error = Some(err);
                     None
                 }
-            }
-        });
+            },
+        );
         let Some((port, socket)) = bound else {
             return Err(PortsError::Exhausted {
                 listener: *kind,

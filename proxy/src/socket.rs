@@ -7,6 +7,19 @@ use std::net::{SocketAddr, SocketAddrV4};
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::{TcpSocket, TcpStream};
 
+/// A UDP socket with `IP_TRANSPARENT` that reports each datagram's original destination
+/// (`IP_RECVORIGDSTADDR`), as a UDP TPROXY target needs.
+pub(crate) fn transparent_udp_listener(addr: SocketAddrV4) -> io::Result<std::net::UdpSocket> {
+    let socket = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
+    socket.set_reuse_address(true)?;
+    socket.set_ip_transparent_v4(true)?;
+    socket.set_nonblocking(true)?;
+    nix::sys::socket::setsockopt(&socket, nix::sys::socket::sockopt::Ipv4OrigDstAddr, &true)
+        .map_err(io::Error::from)?;
+    socket.bind(&SocketAddr::V4(addr).into())?;
+    Ok(socket.into())
+}
+
 /// A listening TCP socket with `IP_TRANSPARENT`, as TPROXY requires of its target.
 pub(crate) fn transparent_listener(addr: SocketAddrV4) -> io::Result<std::net::TcpListener> {
     let socket = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP))?;

@@ -32,6 +32,7 @@ use crate::datapath::{
     register_l7_rules_table, register_policy_cookies_table, register_policy_entries_table,
 };
 use crate::endpoints::{Endpoint, register_endpoints_table};
+use crate::fqdn::{FqdnName, register_fqdn_names_table};
 use crate::objects::{StoredObject, register_objects_table};
 use model::Model;
 use write::{Cookies, EndpointIdentities, Writer};
@@ -51,10 +52,12 @@ pub struct DeriveTables {
     pub policy_entries: Table<PolicyEntry>,
     pub policy_cookies: Table<PolicyCookie>,
     pub l7_rules: Table<L7RulesRow>,
+    /// Input: what DNS answers told the node.
+    pub fqdn_names: Table<FqdnName>,
 }
 
 impl DeriveTables {
-    /// Registers all seven tables.
+    /// Registers all nine tables.
     pub fn register(db: &Db) -> Result<DeriveTables, statedb::Error> {
         Ok(DeriveTables {
             objects: register_objects_table(db)?,
@@ -65,6 +68,7 @@ impl DeriveTables {
             policy_entries: register_policy_entries_table(db)?,
             policy_cookies: register_policy_cookies_table(db)?,
             l7_rules: register_l7_rules_table(db)?,
+            fqdn_names: register_fqdn_names_table(db)?,
         })
     }
 }
@@ -127,6 +131,7 @@ pub enum DeriveError {
 pub struct Derived {
     pub objects: Revision,
     pub endpoints: Revision,
+    pub fqdn_names: Revision,
 }
 
 /// A handle to the running derivation.
@@ -134,6 +139,7 @@ pub struct Derived {
 pub struct Derivation {
     objects: Table<StoredObject>,
     endpoints: Table<Endpoint>,
+    fqdn_names: Table<FqdnName>,
     derived: tokio::sync::watch::Receiver<Derived>,
 }
 
@@ -152,6 +158,7 @@ impl Derivation {
         let handle = Derivation {
             objects: tables.objects,
             endpoints: tables.endpoints,
+            fqdn_names: tables.fqdn_names,
             derived: rx,
         };
         Ok((handle, task))
@@ -168,12 +175,17 @@ impl Derivation {
         let want = Derived {
             objects: txn.revision(&self.objects),
             endpoints: txn.revision(&self.endpoints),
+            fqdn_names: txn.revision(&self.fqdn_names),
         };
         let mut rx = self.derived.clone();
         async move {
             // Err: the derivation stopped and nothing more will be derived.
             let _ = rx
-                .wait_for(|d| d.objects >= want.objects && d.endpoints >= want.endpoints)
+                .wait_for(|d| {
+                    d.objects >= want.objects
+                        && d.endpoints >= want.endpoints
+                        && d.fqdn_names >= want.fqdn_names
+                })
                 .await;
         }
     }
@@ -209,6 +221,7 @@ struct Deriver {
     tables: DeriveTables,
     objects: Changes<StoredObject>,
     endpoints: Changes<Endpoint>,
+    fqdn_names: Changes<FqdnName>,
     model: Model,
     written: EndpointIdentities,
     cookies: Cookies,
@@ -265,6 +278,7 @@ impl Deriver {
         Ok(Deriver {
             objects: tables.objects.changes(),
             endpoints: tables.endpoints.changes(),
+            fqdn_names: tables.fqdn_names.changes(),
             model: Model::new(config),
             written: EndpointIdentities::default(),
             cookies: Cookies::default(),
@@ -286,6 +300,7 @@ impl Deriver {
         let derived = Derived {
             objects: txn.revision(&self.tables.objects),
             endpoints: txn.revision(&self.tables.endpoints),
+            fqdn_names: txn.revision(&self.tables.fqdn_names),
         };
         let objects_from = self.objects.position();
         let causes = self.causes.objects.take(objects_from, derived.objects);
@@ -319,8 +334,13 @@ impl Deriver {
         for change in changes {
             self.model.apply_endpoint(&change.object, change.deleted);
         }
+        let (changes, fqdn_watch) = self.fqdn_names.next(&txn);
+        for change in changes {
+            self.model
+                .apply_fqdn(change.object.ipv4, &change.object.name, !change.deleted);
+        }
         let dirty = self.model.settle();
-        let mut watches = vec![objects_watch, endpoints_watch];
+        let mut watches = vec![objects_watch, endpoints_watch, fqdn_watch];
         let (objects_ready, objects_init) = txn.initialized_watch(&self.tables.objects);
         let (endpoints_ready, endpoints_init) = txn.initialized_watch(&self.tables.endpoints);
         let inputs_ready = objects_ready && endpoints_ready;

@@ -6,6 +6,7 @@ pub mod cause;
 pub mod datapath;
 pub mod derive;
 pub mod endpoints;
+pub mod fqdn;
 pub mod l7;
 pub mod objects;
 pub mod operations;

@@ -30,6 +30,10 @@ pub struct Instance {
     /// turns it off, for measuring what observability costs).
     #[serde(default = "enabled")]
     pub hubble: bool,
+    /// Where the pods' built-in DNS sends the names it does not own (`myelin up
+    /// --dns-upstream`), as CoreDNS forwards to the node's resolver.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dns_upstream: Option<String>,
 }
 
 fn enabled() -> bool {

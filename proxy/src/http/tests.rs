@@ -47,6 +47,13 @@ impl Policies for GetPublic {
         }
         self.rules.allows(request)
     }
+
+    fn learned(
+        &self,
+        _: Vec<(String, std::net::Ipv4Addr)>,
+    ) -> futures::future::BoxFuture<'static, ()> {
+        Box::pin(async {})
+    }
 }
 
 fn v4(addr: SocketAddr) -> SocketAddrV4 {

@@ -304,6 +304,16 @@ impl Model {
         self.pending_pods.insert(pod.clone());
     }
 
+    /// A DNS answer gave `name` the address `ipv4` (`learned`), or that answer expired.
+    pub(super) fn apply_fqdn(&mut self, ipv4: Ipv4Addr, name: &str, learned: bool) {
+        let delta = if learned {
+            self.engine.learn_fqdn(name, IpAddr::V4(ipv4))
+        } else {
+            self.engine.forget_fqdn(name, IpAddr::V4(ipv4))
+        };
+        self.absorb(delta);
+    }
+
     fn absorb(&mut self, delta: Delta) {
         if self.dirty.absorb(delta) {
             self.refresh_prefixes();

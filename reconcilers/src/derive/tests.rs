@@ -17,6 +17,7 @@ use super::{Derivation, DeriveConfig, DeriveTables, Deriver, Written};
 use crate::cause::Cause;
 use crate::datapath::{DATAPATH_ENDPOINT_ID, POLICY_ENTRY_ENDPOINT};
 use crate::endpoints::{Endpoint, EndpointState, HostLink, PodName};
+use crate::fqdn::FqdnName;
 use crate::objects::StoredObject;
 
 const STARWARS_APP: &str = include_str!("../../../examples/starwars/app/http-sw-app.yaml");
@@ -924,4 +925,67 @@ fn l7_rules_follow_the_policy() {
         PUT /v1/exhaust-port from 2: false
         POST /v1/request-landing from 3: false"#]]
     .assert_eq(&show(&f));
+}
+
+/// What the DNS proxy learns becomes an identity for the address, carrying the `toFQDNs`
+/// selectors its names match: mediabot may then reach api.github.com's address, and not
+/// support.github.com's; forgetting the name takes the address's identity away again.
+#[test]
+fn dns_answers_give_addresses_the_identities_of_their_names() {
+    let mut f = Fixture::new();
+    f.apply(&pod_yaml("mediabot", "{class: mediabot}"));
+    f.apply(
+        "
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: fqdn}
+spec:
+  endpointSelector: {matchLabels: {class: mediabot}}
+  egress:
+  - toFQDNs: [{matchName: api.github.com}]
+",
+    );
+    f.upsert_endpoint(endpoint(1, Some("mediabot")));
+    f.round();
+    let api = Ipv4Addr::new(140, 82, 121, 6);
+    let support = Ipv4Addr::new(185, 199, 108, 133);
+    let learn = |f: &mut Fixture, ip: Ipv4Addr, name: &str, learned: bool| {
+        let mut txn = f.db.write_txn(&[&f.tables.fqdn_names]);
+        let row = FqdnName::new(ip, name);
+        if learned {
+            txn.insert(&f.tables.fqdn_names, row).expect("inserted");
+        } else {
+            txn.delete(&f.tables.fqdn_names, &row).expect("deleted");
+        }
+        txn.commit();
+        f.round();
+    };
+    learn(&mut f, api, "API.GitHub.com.", true);
+    learn(&mut f, support, "support.github.com", true);
+    let identity_of = |f: &Fixture, ip: Ipv4Addr| {
+        let txn = f.db.read_txn();
+        txn.all(&f.tables.ipcache)
+            .find(|e| e.object.prefix == Cidr::host(ip.into()))
+            .map(|e| e.object.identity)
+    };
+    let api_id = identity_of(&f, api).expect("api.github.com's address has an identity");
+    let support_id = identity_of(&f, support).expect("support.github.com's too");
+    assert_ne!(api_id, support_id);
+    let allowed: Vec<Identity> = f
+        .entries(1)
+        .into_iter()
+        .filter(|((direction, ..), verdict)| {
+            *direction == Direction::Egress && *verdict == Verdict::Allow
+        })
+        .map(|((_, peer, ..), _)| peer)
+        .collect();
+    assert!(allowed.contains(&api_id), "{allowed:?}");
+    assert!(!allowed.contains(&support_id), "{allowed:?}");
+
+    learn(&mut f, api, "api.github.com", false);
+    assert_eq!(identity_of(&f, api), None);
+    assert!(
+        !f.entries(1).keys().any(|(_, peer, ..)| *peer == api_id),
+        "no entry for the forgotten address's identity"
+    );
 }

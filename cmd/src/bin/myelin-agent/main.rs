@@ -153,7 +153,7 @@ async fn run(args: Args) -> Result<()> {
         Vec::new()
     };
     let proxies = proxy
-        .serve(db.clone(), node.l7_tables(), &shutdown)
+        .serve(db.clone(), node.l7_tables(), node.fqdn_learner(), &shutdown)
         .context("serve the L7 proxy")?;
     let api = Api {
         agent,

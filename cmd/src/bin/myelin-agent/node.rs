@@ -11,14 +11,15 @@ use bpf::maps::policy::{Policy, PolicyKey, PolicyValue};
 use policy::identity::Identity;
 use reconcilers::cause::Causes;
 use reconcilers::datapath::{
-    PolicyCookie, ProxyPorts, register_identities_table, register_l7_rules_table,
-    register_policy_cookies_table,
+    DatapathEndpoint, IpcacheEntry, PolicyCookie, PolicyEntry, ProxyPorts,
+    register_identities_table, register_l7_rules_table, register_policy_cookies_table,
 };
 use reconcilers::derive::{Derivation, DeriveCauses, DeriveConfig, DeriveError, DeriveTables};
 use reconcilers::endpoints::Endpoint;
+use reconcilers::fqdn::{FqdnName, register_fqdn_names_table};
 use reconcilers::l7::L7Tables;
 use reconcilers::objects::StoredObject;
-use reconcilers::reconciler::Health;
+use reconcilers::reconciler::{Health, Reconciler};
 use reconcilers::targets::bpf::{DatapathReconcilers, DatapathTables, spawn_datapath_reconcilers};
 use schema::agent_api::ReconcilerHealth;
 use schema::cidr::Cidr;
@@ -30,7 +31,7 @@ use crate::views::Tables;
 mod l7_proxy;
 mod metrics;
 
-pub(crate) use l7_proxy::BoundProxy;
+pub(crate) use l7_proxy::{BoundProxy, FqdnLearner};
 pub(crate) use metrics::NodeMetrics;
 
 #[derive(Debug, thiserror::Error)]
@@ -58,6 +59,32 @@ pub(crate) struct NodeConfig<'a> {
     pub(crate) proxy_ports: ProxyPorts,
 }
 
+/// Waits for what the node's tables say to be in the kernel.
+#[derive(Clone)]
+pub(crate) struct Enforcement {
+    db: Db,
+    derivation: Derivation,
+    ipcache: (Table<IpcacheEntry>, Reconciler<IpcacheEntry>),
+    endpoints: (Table<DatapathEndpoint>, Reconciler<DatapathEndpoint>),
+    policy: (Table<PolicyEntry>, Reconciler<PolicyEntry>),
+}
+
+impl Enforcement {
+    /// Completes once every input change committed so far is derived and every map reflects
+    /// it.
+    pub(crate) async fn wait_enforced(&self) {
+        let txn = self.db.read_txn();
+        self.derivation.wait_derived(&txn).await;
+        let txn = self.db.read_txn();
+        let ipcache = txn.revision(&self.ipcache.0);
+        let endpoints = txn.revision(&self.endpoints.0);
+        let policy = txn.revision(&self.policy.0);
+        self.ipcache.1.wait_reconciled(ipcache).await;
+        self.endpoints.1.wait_reconciled(endpoints).await;
+        self.policy.1.wait_reconciled(policy).await;
+    }
+}
+
 pub(crate) struct Node {
     db: Db,
     pub(crate) tables: Tables,
@@ -69,6 +96,7 @@ pub(crate) struct Node {
     /// The policies behind each policy map cookie, for flows.
     pub(crate) policy_cookies: Table<PolicyCookie>,
     l7_rules: Table<reconcilers::datapath::L7RulesRow>,
+    fqdn_names: Table<FqdnName>,
 }
 
 impl Node {
@@ -90,6 +118,7 @@ impl Node {
         let identities = register_identities_table(db)?;
         let policy_cookies = register_policy_cookies_table(db)?;
         let l7_rules = register_l7_rules_table(db)?;
+        let fqdn_names = register_fqdn_names_table(db)?;
         let datapath_tables = DatapathTables::register(db)?;
         let datapath = Datapath::open(pin_dir).map_err(|source| NodeError::Datapath {
             pin_dir: pin_dir.to_owned(),
@@ -136,6 +165,7 @@ impl Node {
                 policy_entries: datapath_tables.policy.clone(),
                 policy_cookies: policy_cookies.clone(),
                 l7_rules: l7_rules.clone(),
+                fqdn_names: fqdn_names.clone(),
             },
             &config,
             shutdown.clone(),
@@ -156,6 +186,7 @@ impl Node {
             kernel_policy: Mutex::new(kernel_policy),
             policy_cookies,
             l7_rules,
+            fqdn_names,
         })
     }
 
@@ -176,15 +207,34 @@ impl Node {
     /// Waits until every input change committed so far is derived and every map reflects
     /// it: the change is enforced in the kernel.
     pub(crate) async fn wait_enforced(&self) {
-        let txn = self.db.read_txn();
-        self.derivation.wait_derived(&txn).await;
-        let txn = self.db.read_txn();
-        let ipcache = txn.revision(&self.datapath_tables.ipcache);
-        let endpoints = txn.revision(&self.datapath_tables.endpoints);
-        let policy = txn.revision(&self.datapath_tables.policy);
-        self.reconcilers.ipcache.wait_reconciled(ipcache).await;
-        self.reconcilers.endpoints.wait_reconciled(endpoints).await;
-        self.reconcilers.policy.wait_reconciled(policy).await;
+        self.enforcement().wait_enforced().await;
+    }
+
+    pub(crate) fn enforcement(&self) -> Enforcement {
+        Enforcement {
+            db: self.db.clone(),
+            derivation: self.derivation.clone(),
+            ipcache: (
+                self.datapath_tables.ipcache.clone(),
+                self.reconcilers.ipcache.clone(),
+            ),
+            endpoints: (
+                self.datapath_tables.endpoints.clone(),
+                self.reconcilers.endpoints.clone(),
+            ),
+            policy: (
+                self.datapath_tables.policy.clone(),
+                self.reconcilers.policy.clone(),
+            ),
+        }
+    }
+
+    /// What the DNS proxy needs to make its answers' addresses enforced.
+    pub(crate) fn fqdn_learner(&self) -> FqdnLearner {
+        FqdnLearner {
+            names: self.fqdn_names.clone(),
+            enforcement: self.enforcement(),
+        }
     }
 
     pub(crate) fn health(&self) -> Vec<ReconcilerHealth> {

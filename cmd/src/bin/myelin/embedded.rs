@@ -41,6 +41,20 @@ pub(crate) struct UpArgs {
     /// Keep flows and serve Hubble's Observer API (`myelin observe`).
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     hubble: bool,
+    /// Where the pods' built-in DNS sends names it does not know: IP or IP:PORT, as CoreDNS
+    /// forwards to the node's resolver (without it they get NXDOMAIN).
+    #[arg(long, value_parser = dns_upstream)]
+    dns_upstream: Option<String>,
+}
+
+fn dns_upstream(text: &str) -> Result<String, String> {
+    let valid = text.parse::<std::net::SocketAddrV4>().is_ok()
+        || text.parse::<std::net::Ipv4Addr>().is_ok();
+    if valid {
+        Ok(text.to_owned())
+    } else {
+        Err(format!("{text:?} is not IP or IP:PORT"))
+    }
 }
 
 pub(crate) fn up(run: &RunDir, args: &UpArgs) -> Result<()> {
@@ -102,6 +116,7 @@ pub(crate) fn up(run: &RunDir, args: &UpArgs) -> Result<()> {
             pods: BTreeMap::new(),
             services: BTreeMap::new(),
             hubble: args.hubble,
+            dns_upstream: args.dns_upstream.clone(),
         };
         instance.agent_pid = start_agent(run, &instance)?;
         run.save(&instance)?;

@@ -13,7 +13,7 @@ use clap::{Args, Subcommand, ValueEnum};
 use policy::trace::Probe;
 use serde_json::Value;
 
-pub(crate) use self::connect::{HttpRequest, Outcome, ProbeError, Verdict, probe_with};
+pub(crate) use self::connect::{Outcome, ProbeError, Request, Verdict, probe_with};
 pub(crate) use self::matrix::{ProbePod, probe_matrix};
 use crate::embedded::{self, RunDir};
 use crate::matrix::MatrixFormat;
@@ -51,6 +51,10 @@ pub(crate) struct ProbeArgs {
     /// The HTTP Host header a TCP probe sends (default: the address probed).
     #[arg(long = "http-host")]
     http_host: Option<String>,
+    /// With a UDP port: ask this name's A records (the answer's addresses are the body; the
+    /// DNS proxy's REFUSED is denied).
+    #[arg(long)]
+    dns: Option<String>,
     #[arg(short = 'o', long = "output", value_enum, default_value_t = ProbeFormat::Text)]
     output: ProbeFormat,
 }
@@ -137,10 +141,11 @@ pub(crate) fn run(mut args: ProbeArgs, run: &RunDir) -> ExitCode {
 }
 
 fn run_one(args: &ProbeArgs, to: IpAddr) -> Result<ExitCode, ProbeError> {
-    let request = HttpRequest {
+    let request = Request {
         method: args.http_method.clone(),
         path: args.http_path.clone(),
         host: args.http_host.clone(),
+        dns: args.dns.clone(),
     };
     let outcome = probe_with(
         args.from_netns.as_deref(),

@@ -1,6 +1,7 @@
 //! `myelin serve` (hidden): the built-in server of embedded-mode pods. Every TCP (and SCTP)
 //! port answers any HTTP/1.1 request 200 with the pod's name, the method and the path; every
-//! UDP port echoes datagrams. `myelin up` starts one per pod, inside the pod's namespace.
+//! UDP port answers DNS queries (`dns.rs`) and echoes other datagrams. `myelin up` starts one
+//! per pod, inside the pod's namespace.
 
 use std::convert::Infallible;
 use std::net::Ipv4Addr;
@@ -42,6 +43,12 @@ pub(crate) struct ServeArgs {
     /// Enter this network namespace first: /run/netns/NAME or /proc/PID/ns/net.
     #[arg(long)]
     netns: Option<PathBuf>,
+    /// A DNS record NAME=IP to answer queries with; repeat for several.
+    #[arg(long = "dns-record", value_parser = dns::parse_record)]
+    dns_records: Vec<(String, Ipv4Addr)>,
+    /// Where DNS queries for other names go: IP or IP:PORT (else they get NXDOMAIN).
+    #[arg(long = "dns-upstream", value_parser = dns::parse_upstream)]
+    dns_upstream: Option<std::net::SocketAddr>,
 }
 
 fn pod_name(text: &str) -> Result<String, String> {
@@ -77,6 +84,14 @@ fn serve(args: ServeArgs) -> Result<()> {
 
 async fn serve_ports(args: ServeArgs) -> Result<()> {
     let pod: Arc<str> = args.pod.into();
+    let mut zone = dns::Zone {
+        upstream: args.dns_upstream,
+        ..dns::Zone::default()
+    };
+    for (name, ip) in args.dns_records {
+        zone.records.entry(name).or_default().push(ip);
+    }
+    let zone = Arc::new(zone);
     let mut tasks = JoinSet::new();
     // Every port is bound before any is served, so a port that is taken fails the whole
     // server at once rather than leaving it half up.
@@ -105,7 +120,7 @@ async fn serve_ports(args: ServeArgs) -> Result<()> {
         let socket = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, port))
             .await
             .with_context(|| format!("listen on {port}/UDP"))?;
-        tasks.spawn(echo(socket, port));
+        tasks.spawn(echo(Arc::new(socket), port, Arc::clone(&zone)));
     }
     for listener in listeners {
         tasks.spawn(serve_http(listener, Arc::clone(&pod)));
@@ -181,12 +196,24 @@ pub(crate) fn body_text(pod: &str, method: &str, path: &str) -> String {
     format!("{pod} {method} {path}\n")
 }
 
-async fn echo(socket: UdpSocket, port: u16) {
+/// Answers DNS queries (each on its own task: an upstream may be slow) and echoes the rest.
+async fn echo(socket: Arc<UdpSocket>, port: u16, zone: Arc<dns::Zone>) {
     let mut buf = vec![0; 64 * 1024];
     loop {
         match socket.recv_from(&mut buf).await {
             Ok((n, peer)) => {
-                if let Err(e) = socket.send_to(&buf[..n], peer).await {
+                let datagram = &buf[..n];
+                if let Some(query) = dns::query(datagram) {
+                    let (socket, zone, datagram) =
+                        (Arc::clone(&socket), Arc::clone(&zone), datagram.to_vec());
+                    tokio::spawn(async move {
+                        if let Some(answer) = dns::answer(&zone, &query, &datagram).await
+                            && let Err(e) = socket.send_to(&answer, peer).await
+                        {
+                            tracing::debug!(%peer, port, error = %e, "dns answer");
+                        }
+                    });
+                } else if let Err(e) = socket.send_to(datagram, peer).await {
                     tracing::debug!(%peer, port, error = %e, "echo");
                 }
             }
@@ -198,5 +225,6 @@ async fn echo(socket: UdpSocket, port: u16) {
     }
 }
 
+mod dns;
 #[cfg(test)]
 mod tests;

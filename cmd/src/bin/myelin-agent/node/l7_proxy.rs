@@ -2,18 +2,23 @@
 //! node's TPROXY plumbing installed before the derivation starts, so its redirect entries
 //! carry real ports; each request is then decided on the tables as they are at that moment.
 
+use std::net::Ipv4Addr;
 use std::path::Path;
 use std::sync::Arc;
 
-use policy::mapstate::PROTO_TCP;
+use futures::future::BoxFuture;
+use policy::mapstate::{PROTO_TCP, PROTO_UDP};
 use policy::rule::Direction;
 use proxy::ports::{PORT_RANGE, PortsError, bind_listeners};
-use proxy::{Connection, Listener, ListenerKind, Policies};
+use proxy::{Connection, Listener, ListenerKind, ListenerSocket, Policies};
 use reconcilers::datapath::ProxyPorts;
+use reconcilers::fqdn::{FQDN_NAME_KEY, FqdnName};
 use reconcilers::l7::{L7Tables, proxy_policy};
-use statedb::Db;
+use statedb::{Db, Table, Txn};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+
+use super::Enforcement;
 
 /// The file recording the listeners' ports, in the state directory.
 const PORTS_FILE: &str = "proxy-ports";
@@ -36,7 +41,7 @@ pub(crate) struct BoundProxy {
 impl BoundProxy {
     pub(crate) async fn bind(state_dir: &Path) -> Result<BoundProxy, ProxyError> {
         let listeners =
-            bind_listeners(&state_dir.join(PORTS_FILE), &ListenerKind::HTTP, PORT_RANGE)?;
+            bind_listeners(&state_dir.join(PORTS_FILE), &ListenerKind::ALL, PORT_RANGE)?;
         let ports: Vec<(ListenerKind, u16)> = listeners.iter().map(|l| (l.kind, l.port)).collect();
         proxy::plumbing::install(&ports).await?;
         Ok(BoundProxy { listeners })
@@ -56,29 +61,49 @@ impl BoundProxy {
         self,
         db: Db,
         tables: L7Tables,
+        fqdn: FqdnLearner,
         shutdown: &CancellationToken,
     ) -> Result<Vec<JoinHandle<()>>, ProxyError> {
-        let policies: Arc<dyn Policies> = Arc::new(TablePolicies { db, tables });
+        let policies: Arc<dyn Policies> = Arc::new(TablePolicies { db, tables, fqdn });
         self.listeners
             .into_iter()
             .map(|listener| {
-                let socket = tokio::net::TcpListener::from_std(listener.socket)
-                    .map_err(ProxyError::Tokio)?;
-                Ok(tokio::spawn(proxy::serve_http(
-                    socket,
-                    listener.kind.direction,
-                    Arc::clone(&policies),
-                    shutdown.clone(),
-                )))
+                let policies = Arc::clone(&policies);
+                let shutdown = shutdown.clone();
+                Ok(match listener.socket {
+                    ListenerSocket::Tcp(socket) => {
+                        let socket =
+                            tokio::net::TcpListener::from_std(socket).map_err(ProxyError::Tokio)?;
+                        tokio::spawn(proxy::serve_http(
+                            socket,
+                            listener.kind.direction,
+                            policies,
+                            shutdown,
+                        ))
+                    }
+                    ListenerSocket::Udp(socket) => {
+                        let socket =
+                            tokio::net::UdpSocket::from_std(socket).map_err(ProxyError::Tokio)?;
+                        tokio::spawn(proxy::serve_dns(socket, policies, shutdown))
+                    }
+                })
             })
             .collect()
     }
+}
+
+/// Writes what DNS answers told the proxy into `fqdn-names` and waits until it is enforced.
+#[derive(Clone)]
+pub(crate) struct FqdnLearner {
+    pub(crate) names: Table<FqdnName>,
+    pub(crate) enforcement: Enforcement,
 }
 
 /// The L7 rules as the derivation's tables hold them.
 struct TablePolicies {
     db: Db,
     tables: L7Tables,
+    fqdn: FqdnLearner,
 }
 
 impl Policies for TablePolicies {
@@ -94,13 +119,17 @@ impl Policies for TablePolicies {
             Direction::Ingress => (connection.server, connection.client),
         };
         let txn = self.db.read_txn();
+        let proto = match request {
+            policy::l7::L7Request::Http(_) => PROTO_TCP,
+            policy::l7::L7Request::Dns(_) => PROTO_UDP,
+        };
         let policy = proxy_policy(
             &txn,
             &self.tables,
             direction,
             *endpoint.ip(),
             *peer.ip(),
-            PROTO_TCP,
+            proto,
             connection.server.port(),
         );
         match policy {
@@ -114,5 +143,31 @@ impl Policies for TablePolicies {
                 false
             }
         }
+    }
+
+    fn learned(&self, names: Vec<(String, Ipv4Addr)>) -> BoxFuture<'static, ()> {
+        let db = self.db.clone();
+        let fqdn = self.fqdn.clone();
+        Box::pin(async move {
+            let mut txn = db.write_txn(&[&fqdn.names]);
+            let mut new = 0usize;
+            for (name, ip) in &names {
+                let row = FqdnName::new(*ip, name);
+                if txn
+                    .get(&fqdn.names, &FQDN_NAME_KEY, &(row.ipv4, row.name.clone()))
+                    .is_none()
+                {
+                    new += 1;
+                    if let Err(error) = txn.insert(&fqdn.names, row) {
+                        tracing::warn!(%error, name, %ip, "fqdn name not recorded");
+                    }
+                }
+            }
+            txn.commit();
+            if new > 0 {
+                tracing::debug!(names = new, "dns answers learned; waiting until enforced");
+                fqdn.enforcement.wait_enforced().await;
+            }
+        })
     }
 }

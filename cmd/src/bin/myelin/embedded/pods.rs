@@ -37,7 +37,7 @@ pub(crate) fn start(run: &RunDir, instance: &mut Instance, key: &str, pod: &Pod)
             labels: pod.metadata.labels.clone().unwrap_or_default(),
             processes: Vec::new(),
         };
-        record.processes = serve(run, &netns, key, pod)?;
+        record.processes = serve(run, &netns, key, pod, instance.dns_upstream.as_deref())?;
         Ok(record)
     })();
     match started {
@@ -69,7 +69,13 @@ pub(crate) fn stop(run: &RunDir, instance: &mut Instance, key: &str) -> Result<(
 /// Each container's own command where this machine can run it (the manifests name programs in
 /// images that are not here: agnhost, httpbin), and the built-in server for the ports of the
 /// other containers.
-fn serve(run: &RunDir, netns: &str, key: &str, pod: &Pod) -> Result<Vec<u32>> {
+fn serve(
+    run: &RunDir,
+    netns: &str,
+    key: &str,
+    pod: &Pod,
+    dns_upstream: Option<&str>,
+) -> Result<Vec<u32>> {
     let containers = pod
         .spec
         .as_ref()
@@ -78,6 +84,9 @@ fn serve(run: &RunDir, netns: &str, key: &str, pod: &Pod) -> Result<Vec<u32>> {
     let log = |what: &str| run.log(&format!("pod-{}-{what}", key.replace('/', "-")));
     let mut processes = Vec::new();
     let mut args: Vec<OsString> = vec!["serve".into(), "--pod".into(), key.into()];
+    if let Some(upstream) = dns_upstream {
+        args.extend(["--dns-upstream".into(), upstream.into()]);
+    }
     let mut ports = 0;
     for container in containers {
         let mut argv: Vec<String> = container.command.clone().unwrap_or_default();

@@ -73,23 +73,28 @@ pub(crate) enum ProbeError {
     },
     #[error("cannot probe {0}: use TCP, UDP or SCTP")]
     Protocol(Probe),
+    #[error("--dns {0:?}: {1}")]
+    DnsName(String, String),
 }
 
-/// The HTTP request a TCP or SCTP probe sends once connected.
+/// What a probe sends: the HTTP request of a TCP or SCTP probe once connected; for UDP, a
+/// DNS query for `dns` if set, else a datagram to echo.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct HttpRequest {
+pub(crate) struct Request {
     pub(crate) method: String,
     pub(crate) path: String,
     /// The `Host` header; the address probed when `None`.
     pub(crate) host: Option<String>,
+    pub(crate) dns: Option<String>,
 }
 
-impl Default for HttpRequest {
-    fn default() -> HttpRequest {
-        HttpRequest {
+impl Default for Request {
+    fn default() -> Request {
+        Request {
             method: "GET".to_owned(),
             path: "/".to_owned(),
             host: None,
+            dns: None,
         }
     }
 }
@@ -102,7 +107,7 @@ pub(crate) fn probe(
     probe: Probe,
     timeout: Duration,
 ) -> Result<Outcome, ProbeError> {
-    probe_with(netns, ip, probe, timeout, &HttpRequest::default())
+    probe_with(netns, ip, probe, timeout, &Request::default())
 }
 
 /// [`probe`], sending `request` on a TCP or SCTP connection.
@@ -111,25 +116,28 @@ pub(crate) fn probe_with(
     ip: IpAddr,
     probe: Probe,
     timeout: Duration,
-    request: &HttpRequest,
+    request: &Request,
 ) -> Result<Outcome, ProbeError> {
     let addr = SocketAddr::new(ip, probe.port);
     netns::run_in(netns, || match probe.proto {
         PROTO_TCP => Ok(tcp(addr, timeout, request)),
-        PROTO_UDP => udp(addr, timeout),
+        PROTO_UDP => match &request.dns {
+            Some(name) => dns(addr, timeout, name),
+            None => udp(addr, timeout),
+        },
         PROTO_SCTP => sctp(addr, timeout, request),
         _ => Err(ProbeError::Protocol(probe)),
     })?
 }
 
-fn tcp(addr: SocketAddr, timeout: Duration, request: &HttpRequest) -> Outcome {
+fn tcp(addr: SocketAddr, timeout: Duration, request: &Request) -> Outcome {
     match TcpStream::connect_timeout(&addr, timeout) {
         Ok(stream) => http_request(stream, addr, timeout, request),
         Err(e) => connect_failed(&e, timeout),
     }
 }
 
-fn sctp(addr: SocketAddr, timeout: Duration, request: &HttpRequest) -> Result<Outcome, ProbeError> {
+fn sctp(addr: SocketAddr, timeout: Duration, request: &Request) -> Result<Outcome, ProbeError> {
     let socket = sctp::socket(addr)?;
     Ok(match socket.connect_timeout(&addr.into(), timeout) {
         // The built-in server speaks HTTP on SCTP ports too.
@@ -157,7 +165,7 @@ fn http_request(
     mut stream: TcpStream,
     addr: SocketAddr,
     timeout: Duration,
-    request: &HttpRequest,
+    request: &Request,
 ) -> Outcome {
     let host = match (&request.host, addr.ip()) {
         (Some(host), _) => host.clone(),
@@ -264,6 +272,74 @@ pub(super) fn http_outcome(bytes: &[u8]) -> Outcome {
 /// Sends a datagram and waits for any answer (the built-in server echoes), resending a few
 /// times within the timeout. The kernel reports an ICMP port unreachable on the connected
 /// socket as a refused connection.
+/// Asks for `name`'s A records: an answer is allowed (its addresses are the body), `REFUSED`
+/// is what the DNS proxy answers for a name its rules deny, so it counts as denied.
+fn dns(addr: SocketAddr, timeout: Duration, name: &str) -> Result<Outcome, ProbeError> {
+    use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
+    use hickory_proto::rr::{Name, RData, RecordType};
+    let socket_error = |source| ProbeError::Socket {
+        proto: "udp",
+        addr,
+        source,
+    };
+    let qname = Name::from_ascii(format!("{}.", name.trim_end_matches('.')))
+        .map_err(|e| ProbeError::DnsName(name.to_owned(), e.to_string()))?;
+    let mut query = Message::new(
+        u16::try_from(std::process::id() & 0xffff).unwrap_or(0),
+        MessageType::Query,
+        OpCode::Query,
+    );
+    query.metadata.recursion_desired = true;
+    query.add_query(Query::query(qname, RecordType::A));
+    let bytes = query
+        .to_vec()
+        .map_err(|e| ProbeError::DnsName(name.to_owned(), e.to_string()))?;
+    let socket = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0)).map_err(socket_error)?;
+    if let Err(e) = socket.connect(addr) {
+        return Ok(connect_failed(&e, timeout));
+    }
+    socket
+        .set_read_timeout(Some((timeout / UDP_ATTEMPTS).max(Duration::from_millis(1))))
+        .map_err(socket_error)?;
+    let mut buf = vec![0; 64 * 1024];
+    for _ in 0..UDP_ATTEMPTS {
+        match socket.send(&bytes).and_then(|_| socket.recv(&mut buf)) {
+            Ok(n) => {
+                let Ok(answer) = Message::from_vec(&buf[..n]) else {
+                    return Ok(Outcome::new(Verdict::Allowed, "answered, not DNS"));
+                };
+                let code = answer.metadata.response_code;
+                let addresses: Vec<String> = answer
+                    .answers
+                    .iter()
+                    .filter_map(|r| match &r.data {
+                        RData::A(a) => Some(a.0.to_string()),
+                        _ => None,
+                    })
+                    .collect();
+                let verdict = if code == ResponseCode::Refused {
+                    Verdict::Denied
+                } else {
+                    Verdict::Allowed
+                };
+                return Ok(Outcome {
+                    body: Some(addresses.join(" ")),
+                    ..Outcome::new(verdict, format!("dns {code}"))
+                });
+            }
+            Err(e) if matches!(e.kind(), ErrorKind::TimedOut | ErrorKind::WouldBlock) => {}
+            Err(e) if e.kind() == ErrorKind::ConnectionRefused => {
+                return Ok(Outcome::new(Verdict::Refused, "port unreachable"));
+            }
+            Err(e) => return Ok(Outcome::new(Verdict::Denied, format!("udp: {e}"))),
+        }
+    }
+    Ok(Outcome::new(
+        Verdict::Denied,
+        format!("no answer within {}", show(timeout)),
+    ))
+}
+
 fn udp(addr: SocketAddr, timeout: Duration) -> Result<Outcome, ProbeError> {
     static NEXT: AtomicU64 = AtomicU64::new(0);
     let unspecified: IpAddr = match addr {

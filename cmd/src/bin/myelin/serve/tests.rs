@@ -1,5 +1,6 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket as StdUdpSocket};
+use std::sync::Arc;
 use std::time::Duration;
 
 use expect_test::expect;
@@ -84,7 +85,7 @@ fn udp_ports_echo() {
     runtime().block_on(async {
         let socket = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
         let addr = socket.local_addr().expect("addr");
-        let server = tokio::spawn(echo(socket, addr.port()));
+        let server = tokio::spawn(echo(Arc::new(socket), addr.port(), Arc::default()));
         let answers = tokio::task::spawn_blocking(move || {
             let client = StdUdpSocket::bind("127.0.0.1:0").expect("bind client");
             client

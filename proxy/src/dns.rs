@@ -1,0 +1,226 @@
+//! The DNS proxy, as Cilium's: a pod's DNS traffic that its egress policy's `rules.dns`
+//! redirects comes here (UDP TPROXY). A query for a name no rule allows gets `REFUSED`
+//! (Cilium's default `--tofqdns-dns-reject-response-code`); an allowed one goes on to the
+//! server the pod asked, from the pod's own address, and the answer's addresses are handed to
+//! [`Policies::learned`] and enforced before the pod sees the answer, so its first connection
+//! to them already meets the `toFQDNs` rules.
+
+use std::io;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::os::fd::AsRawFd;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hickory_proto::op::{Message, MessageType, ResponseCode};
+use hickory_proto::rr::RData;
+use nix::sys::socket::{ControlMessageOwned, MsgFlags, SockaddrIn, recvmsg};
+use policy::l7::L7Request;
+use policy::rule::Direction;
+use socket2::{Domain, Protocol, Socket, Type};
+use tokio::io::Interest;
+use tokio::net::UdpSocket;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::http::{Connection, Policies};
+use crate::plumbing::upstream_mark;
+
+/// How long the server the pod asked has to answer (Cilium's `--tofqdns-proxy-response-max-delay`
+/// is about the same).
+const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(5);
+/// The largest DNS message over UDP with EDNS.
+const MAX_MESSAGE: usize = 65_535;
+
+/// A query as the proxy received it.
+#[derive(Debug)]
+struct Query {
+    connection: Connection,
+    bytes: Vec<u8>,
+}
+
+/// Answers queries on `socket` (a transparent UDP listener) until `cancel` fires.
+pub async fn serve_dns(socket: UdpSocket, policies: Arc<dyn Policies>, cancel: CancellationToken) {
+    let mut queries = JoinSet::new();
+    let mut buf = vec![0u8; MAX_MESSAGE];
+    loop {
+        let received = tokio::select! {
+            () = cancel.cancelled() => return,
+            readable = socket.readable() => match readable {
+                Ok(()) => socket.try_io(Interest::READABLE, || receive(&socket, &mut buf)),
+                Err(error) => Err(error),
+            },
+            Some(_) = queries.join_next() => continue,
+        };
+        match received {
+            Ok(query) => {
+                queries.spawn(answer(query, Arc::clone(&policies)));
+            }
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock => {}
+            Err(error) => tracing::warn!(%error, "dns proxy receive failed"),
+        }
+    }
+}
+
+/// One datagram with the destination the client sent it to (`IP_ORIGDSTADDR`).
+fn receive(socket: &UdpSocket, buf: &mut [u8]) -> io::Result<Query> {
+    let mut control = nix::cmsg_space!(nix::libc::sockaddr_in);
+    let mut iov = [io::IoSliceMut::new(buf)];
+    let message = recvmsg::<SockaddrIn>(
+        socket.as_raw_fd(),
+        &mut iov,
+        Some(&mut control),
+        MsgFlags::empty(),
+    )
+    .map_err(io::Error::from)?;
+    let len = message.bytes;
+    let client = message
+        .address
+        .map(|a| SocketAddrV4::new(a.ip(), a.port()))
+        .ok_or_else(|| io::Error::other("a datagram without a source"))?;
+    let server = message
+        .cmsgs()
+        .map_err(io::Error::from)?
+        .find_map(|cmsg| match cmsg {
+            ControlMessageOwned::Ipv4OrigDstAddr(addr) => Some(SocketAddrV4::new(
+                Ipv4Addr::from(u32::from_be(addr.sin_addr.s_addr)),
+                u16::from_be(addr.sin_port),
+            )),
+            _ => None,
+        })
+        .ok_or_else(|| io::Error::other("a datagram without its original destination"))?;
+    let bytes = iov[0][..len].to_vec();
+    Ok(Query {
+        connection: Connection { client, server },
+        bytes,
+    })
+}
+
+async fn answer(query: Query, policies: Arc<dyn Policies>) {
+    let Connection { client, server } = query.connection;
+    let request = match Message::from_vec(&query.bytes) {
+        Ok(message) if message.metadata.message_type == MessageType::Query => message,
+        Ok(_) | Err(_) => {
+            tracing::debug!(%client, %server, "not a DNS query: dropped");
+            return;
+        }
+    };
+    let name = request
+        .queries
+        .first()
+        .map(|q| q.name.to_lowercase().to_ascii())
+        .unwrap_or_default();
+    let name = name.trim_end_matches('.');
+    let allowed = policies.allows(Direction::Egress, &query.connection, &L7Request::Dns(name));
+    let reply = if allowed {
+        match forward(&query).await {
+            Ok(response) => {
+                learn(&*policies, &response).await;
+                response
+            }
+            Err(error) => {
+                tracing::warn!(%client, %server, name, %error, "dns upstream failed");
+                return;
+            }
+        }
+    } else {
+        tracing::info!(%client, %server, name, "dns query denied by L7 policy");
+        match refused(&request) {
+            Ok(bytes) => bytes,
+            Err(error) => {
+                tracing::warn!(%error, "cannot encode a REFUSED answer");
+                return;
+            }
+        }
+    };
+    if let Err(error) = reply_from(server, client, &reply).await {
+        tracing::warn!(%client, %server, %error, "dns answer not delivered");
+    }
+}
+
+/// Asks the server the client asked, from the client's address (its own port when free, so
+/// the answer is recognised as the proxy's on its way back).
+async fn forward(query: &Query) -> io::Result<Vec<u8>> {
+    let Connection { client, server } = query.connection;
+    let mark = upstream_mark(Direction::Egress);
+    let socket = match transparent_udp(client, Some(mark)) {
+        Err(error) if error.kind() == io::ErrorKind::AddrInUse => {
+            transparent_udp(SocketAddrV4::new(*client.ip(), 0), Some(mark))?
+        }
+        result => result?,
+    };
+    socket.connect(server).await?;
+    socket.send(&query.bytes).await?;
+    let mut buf = vec![0u8; MAX_MESSAGE];
+    let len = tokio::time::timeout(UPSTREAM_TIMEOUT, socket.recv(&mut buf))
+        .await
+        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "no answer from the server"))??;
+    buf.truncate(len);
+    Ok(buf)
+}
+
+/// Hands the answer's IPv4 addresses, by every name they answer for, to the agent and waits
+/// until it enforces them.
+async fn learn(policies: &dyn Policies, response: &[u8]) {
+    let Ok(message) = Message::from_vec(response) else {
+        return;
+    };
+    if message.metadata.response_code != ResponseCode::NoError {
+        return;
+    }
+    let asked: Vec<String> = message
+        .queries
+        .iter()
+        .map(|q| q.name.to_lowercase().to_ascii())
+        .collect();
+    let mut learned: Vec<(String, Ipv4Addr)> = Vec::new();
+    for record in &message.answers {
+        if let RData::A(a) = &record.data {
+            // The address answers for the name asked and for any CNAME on the way to it.
+            let owner = record.name.to_lowercase().to_ascii();
+            for name in asked.iter().chain([&owner]) {
+                let name = name.trim_end_matches('.').to_owned();
+                if !learned.contains(&(name.clone(), a.0)) {
+                    learned.push((name, a.0));
+                }
+            }
+        }
+    }
+    if !learned.is_empty() {
+        policies.learned(learned).await;
+    }
+}
+
+fn refused(request: &Message) -> Result<Vec<u8>, hickory_proto::ProtoError> {
+    let mut response = Message::error_msg(
+        request.metadata.id,
+        request.metadata.op_code,
+        ResponseCode::Refused,
+    );
+    response.metadata.recursion_desired = request.metadata.recursion_desired;
+    response.metadata.recursion_available = true;
+    response.add_queries(request.queries.iter().cloned());
+    response.to_vec()
+}
+
+/// Sends `bytes` to `client` from `server`'s address, as the server would have.
+async fn reply_from(server: SocketAddrV4, client: SocketAddrV4, bytes: &[u8]) -> io::Result<()> {
+    let socket = transparent_udp(server, None)?;
+    socket.send_to(bytes, client).await?;
+    Ok(())
+}
+
+/// A UDP socket bound to `addr`, which need not be the node's (`IP_TRANSPARENT`).
+pub(crate) fn transparent_udp(addr: SocketAddrV4, mark: Option<u32>) -> io::Result<UdpSocket> {
+    let socket = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
+    socket.set_reuse_address(true)?;
+    socket.set_ip_transparent_v4(true)?;
+    if let Some(mark) = mark {
+        socket.set_mark(mark)?;
+    }
+    socket.set_nonblocking(true)?;
+    socket.bind(&SocketAddr::V4(addr).into())?;
+    UdpSocket::from_std(socket.into())
+}
+
+#[cfg(test)]
+mod tests;

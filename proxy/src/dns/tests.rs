@@ -1,0 +1,85 @@
+use std::net::Ipv4Addr;
+use std::sync::Mutex;
+
+use futures::future::BoxFuture;
+use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
+use hickory_proto::rr::rdata::{A, CNAME};
+use hickory_proto::rr::{Name, RData, Record, RecordType};
+use policy::l7::L7Request;
+use policy::rule::Direction;
+
+use super::{learn, refused};
+use crate::http::{Connection, Policies};
+
+fn query(name: &str) -> Message {
+    let mut message = Message::new(4711, MessageType::Query, OpCode::Query);
+    message.metadata.recursion_desired = true;
+    message.add_query(Query::query(Name::from_ascii(name).unwrap(), RecordType::A));
+    message
+}
+
+#[test]
+fn a_denied_query_is_refused_with_its_question() {
+    let request = query("Support.GitHub.com.");
+    let answer = Message::from_vec(&refused(&request).unwrap()).unwrap();
+    assert_eq!(answer.metadata.id, 4711);
+    assert_eq!(answer.metadata.message_type, MessageType::Response);
+    assert_eq!(answer.metadata.response_code, ResponseCode::Refused);
+    assert!(answer.metadata.recursion_desired);
+    assert_eq!(answer.queries, request.queries);
+    assert!(answer.answers.is_empty());
+}
+
+#[derive(Default)]
+struct Learned(Mutex<Vec<(String, Ipv4Addr)>>);
+
+impl Policies for Learned {
+    fn allows(&self, _: Direction, _: &Connection, _: &L7Request<'_>) -> bool {
+        true
+    }
+
+    fn learned(&self, names: Vec<(String, Ipv4Addr)>) -> BoxFuture<'static, ()> {
+        self.0.lock().unwrap().extend(names);
+        Box::pin(async {})
+    }
+}
+
+fn a(name: &str, ip: [u8; 4]) -> Record {
+    Record::from_rdata(Name::from_ascii(name).unwrap(), 60, RData::A(A(ip.into())))
+}
+
+#[tokio::test]
+async fn an_answer_teaches_every_name_on_the_way_to_its_addresses() {
+    let mut response = query("www.GitHub.com.");
+    response.metadata.message_type = MessageType::Response;
+    response.add_answer(Record::from_rdata(
+        Name::from_ascii("www.github.com.").unwrap(),
+        60,
+        RData::CNAME(CNAME(Name::from_ascii("github.com.").unwrap())),
+    ));
+    response.add_answer(a("github.com.", [140, 82, 121, 3]));
+    response.add_answer(a("github.com.", [140, 82, 121, 4]));
+    let policies = Learned::default();
+    learn(&policies, &response.to_vec().unwrap()).await;
+    let learned = policies.0.lock().unwrap().clone();
+    let ip3 = Ipv4Addr::new(140, 82, 121, 3);
+    let ip4 = Ipv4Addr::new(140, 82, 121, 4);
+    assert_eq!(
+        learned,
+        [
+            ("www.github.com".to_owned(), ip3),
+            ("github.com".to_owned(), ip3),
+            ("www.github.com".to_owned(), ip4),
+            ("github.com".to_owned(), ip4),
+        ]
+    );
+
+    // An error answer teaches nothing.
+    let mut failed = query("gone.example.");
+    failed.metadata.message_type = MessageType::Response;
+    failed.metadata.response_code = ResponseCode::NXDomain;
+    failed.add_answer(a("gone.example.", [192, 0, 2, 1]));
+    let policies = Learned::default();
+    learn(&policies, &failed.to_vec().unwrap()).await;
+    assert!(policies.0.lock().unwrap().is_empty());
+}
