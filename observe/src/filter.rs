@@ -3,7 +3,7 @@
 //! (AND); the values of one field are alternatives (OR).
 //!
 //! Filters are compiled once per request into a list of checks, so matching a flow parses
-//! nothing but label selectors' flow side.
+//! nothing: label selectors read the flow's label strings in place.
 
 mod compile;
 mod label;

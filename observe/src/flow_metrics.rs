@@ -1,12 +1,14 @@
 //! Hubble's flow metrics (`--hubble-metrics=drop,tcp,flow,port-distribution,icmp`), with
 //! Hubble's names, labels and rules, counted from each enriched flow:
 //!
-//! - `flow`: `hubble_flows_processed_total{type,subtype,verdict}`; the type is Trace, Drop,
-//!   PolicyVerdict, L7 or Capture, the subtype a trace's observation point (`to-endpoint`).
+//! - `flow`: `hubble_flows_processed_total{protocol,type,subtype,verdict}`; the type is Trace,
+//!   Drop, PolicyVerdict, L7 or Capture, the subtype a trace's observation point
+//!   (`to-endpoint`) or an L7 record's protocol, the protocol the L7 or else L4 protocol.
 //! - `drop`: `hubble_drop_total{reason,protocol}` for every DROPPED flow.
-//! - `tcp`: `hubble_tcp_flags_total{flag,family}`, a flow's SYN, SYN-ACK, FIN, RST.
+//! - `tcp`: `hubble_tcp_flags_total{flag,family}`, the SYN, SYN-ACK, FIN, RST of forwarded
+//!   and redirected flows.
 //! - `port-distribution`: `hubble_port_distribution_total{protocol,port}`, the destination
-//!   port of forwarded flows that are not replies.
+//!   port of forwarded and redirected flows known not to be replies (ICMP as port 0).
 //! - `icmp`: `hubble_icmp_total{family,type}`.
 
 use metrics::{CounterVec, Registry};
@@ -51,7 +53,7 @@ impl FlowMetrics {
                     out.flows = Some(registry.counter_vec(
                         "hubble_flows_processed_total",
                         "Total number of flows processed",
-                        &["type", "subtype", "verdict"],
+                        &["protocol", "type", "subtype", "verdict"],
                     ));
                 }
                 "drop" => {
@@ -102,7 +104,9 @@ impl FlowMetrics {
     pub fn observe(&self, flow: &Flow) {
         if let Some(flows) = &self.flows {
             let (kind, subtype) = type_and_subtype(flow);
-            flows.with(&[kind, &subtype, verdict(flow)]).inc();
+            flows
+                .with(&[flow_protocol(flow), kind, &subtype, verdict(flow)])
+                .inc();
         }
         let l4 = flow.l4.as_ref().and_then(|l4| l4.protocol.as_ref());
         if let Some(drops) = &self.drops
@@ -110,10 +114,14 @@ impl FlowMetrics {
         {
             let reason = flow::DropReason::try_from(flow.drop_reason_desc)
                 .map_or("DROP_REASON_UNKNOWN", |r| r.as_str_name());
-            drops.with(&[reason, protocol(l4)]).inc();
+            drops.with(&[reason, flow_protocol(flow)]).inc();
         }
         let family = family(flow);
+        let passed = flow.verdict == i32::from(Verdict::Forwarded)
+            || flow.verdict == i32::from(Verdict::Redirected);
         if let Some(tcp) = &self.tcp
+            && passed
+            && !family.is_empty()
             && let Some(layer4::Protocol::Tcp(t)) = l4
             && let Some(flags) = &t.flags
         {
@@ -129,8 +137,8 @@ impl FlowMetrics {
             }
         }
         if let Some(ports) = &self.ports
-            && flow.verdict == i32::from(Verdict::Forwarded)
-            && flow.is_reply != Some(true)
+            && passed
+            && flow.is_reply == Some(false)
             && let Some(port) = destination_port(l4)
         {
             ports.with(&[protocol(l4), &port.to_string()]).inc();
@@ -195,6 +203,25 @@ fn verdict(flow: &Flow) -> &'static str {
     Verdict::try_from(flow.verdict).map_or("VERDICT_UNKNOWN", |v| v.as_str_name())
 }
 
+/// Hubble's `FlowProtocol`: an L7 flow's application protocol, else the L4 protocol.
+fn flow_protocol(flow: &Flow) -> &'static str {
+    let kind = flow.event_type.as_ref().map_or(0, |e| e.r#type);
+    match kind {
+        monitor::ACCESS_LOG => match flow.l7.as_ref().and_then(|l7| l7.record.as_ref()) {
+            Some(flow::layer7::Record::Dns(_)) => "DNS",
+            Some(flow::layer7::Record::Http(_)) => "HTTP",
+            None => "Unknown L7",
+        },
+        monitor::DROP | monitor::TRACE | monitor::POLICY_VERDICT | monitor::CAPTURE => {
+            match flow.l4.as_ref().and_then(|l4| l4.protocol.as_ref()) {
+                None => "Unknown L4",
+                l4 => protocol(l4),
+            }
+        }
+        _ => "Unknown flow",
+    }
+}
+
 fn protocol(l4: Option<&layer4::Protocol>) -> &'static str {
     match l4 {
         Some(layer4::Protocol::Tcp(_)) => "TCP",
@@ -219,7 +246,7 @@ fn destination_port(l4: Option<&layer4::Protocol>) -> Option<u32> {
         layer4::Protocol::Tcp(t) => Some(t.destination_port),
         layer4::Protocol::Udp(u) => Some(u.destination_port),
         layer4::Protocol::Sctp(s) => Some(s.destination_port),
-        _ => None,
+        layer4::Protocol::IcmPv4(_) | layer4::Protocol::IcmPv6(_) => Some(0),
     }
 }
 

@@ -11,7 +11,7 @@ use schema::flow::{
 use schema::labels::Selector;
 
 use super::FilterError;
-use super::label::{labels, parse_selector};
+use super::label::{parse_selector, selector_matches};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Side {
@@ -409,10 +409,8 @@ impl Check {
                     .iter()
                     .any(|name| patterns.iter().any(|p| p.is_match(name)))
             }
-            Check::Label(side, selectors) => endpoint(flow, *side).is_some_and(|ep| {
-                let set = labels(&ep.labels);
-                selectors.iter().any(|s| s.matches(&set))
-            }),
+            Check::Label(side, selectors) => endpoint(flow, *side)
+                .is_some_and(|ep| selectors.iter().any(|s| selector_matches(s, &ep.labels))),
             Check::Workload(side, workloads) => endpoint(flow, *side).is_some_and(|ep| {
                 workloads.iter().any(|want| {
                     ep.workloads.iter().any(|have| {
@@ -499,10 +497,9 @@ impl Check {
                 have.is_some_and(|have| wanted.iter().any(|want| flags_contain(have, want)))
             }
             Check::NodeName(patterns) => patterns.iter().any(|p| p.is_match(&flow.node_name)),
-            Check::NodeLabels(selectors) => {
-                let set = labels(&flow.node_labels);
-                selectors.iter().any(|s| s.matches(&set))
-            }
+            Check::NodeLabels(selectors) => selectors
+                .iter()
+                .any(|s| selector_matches(s, &flow.node_labels)),
             Check::IpVersion(versions) => flow
                 .ip
                 .as_ref()

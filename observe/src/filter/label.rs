@@ -1,7 +1,7 @@
 //! Label selectors in Kubernetes' string syntax, as `--from-label` takes them:
 //! `app=sleep`, `k8s:app in (a, b)`, `env!=prod`, `reserved:world`, `!tier`.
 
-use schema::labels::{Label, Labels, Requirement, Selector};
+use schema::labels::{Operator, Requirement, Selector, Source};
 
 /// Parses a selector; keys without a source match labels of any source.
 pub fn parse_selector(text: &str) -> Result<Selector, String> {
@@ -63,10 +63,77 @@ fn split_top_level(text: &str) -> Vec<&str> {
     parts
 }
 
-/// A flow endpoint's label strings as a label set; unparsable labels are left out.
-pub(super) fn labels(strings: &[String]) -> Labels {
-    strings
-        .iter()
-        .filter_map(|s| Label::parse(s).ok())
-        .collect()
+/// Whether a flow endpoint's label strings satisfy `selector`. This reads the strings in
+/// place rather than building a label set, as that would allocate for every label of every
+/// flow the filter sees; the answer is the same as `selector.matches` on the set: the last
+/// parsable label with a key is the one a requirement sees, and unparsable labels are ignored.
+pub(super) fn selector_matches(selector: &Selector, strings: &[String]) -> bool {
+    selector.requirements().iter().all(|req| {
+        let found = strings
+            .iter()
+            .rev()
+            .find_map(|s| split_label(s).filter(|(_, key, _)| *key == req.key))
+            .filter(|(source, _, _)| req.source.selects(*source));
+        match &req.operator {
+            Operator::In(values) => found.is_some_and(|(_, _, value)| values.contains(value)),
+            Operator::NotIn(values) => !found.is_some_and(|(_, _, value)| values.contains(value)),
+            Operator::Exists => found.is_some(),
+            Operator::DoesNotExist => found.is_none(),
+        }
+    })
+}
+
+/// `source:key=value` as `Label::parse` reads it, borrowed.
+fn split_label(text: &str) -> Option<(Source, &str, &str)> {
+    if text.is_empty() {
+        return None;
+    }
+    let (source, rest) = match (text.find(':'), text.find('=')) {
+        (Some(c), e) if e.is_none_or(|e| c < e) => (text[..c].parse().ok()?, &text[c + 1..]),
+        _ => (Source::Unspec, text),
+    };
+    let (key, value) = rest.split_once('=').unwrap_or((rest, ""));
+    (!key.is_empty()).then_some((source, key, value))
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+    use schema::labels::{Label, Labels};
+
+    use super::*;
+
+    fn label_string() -> impl Strategy<Value = String> {
+        let source = prop::sample::select(vec!["", "k8s:", "reserved:", "any:", "bogus:", ":"]);
+        let key = prop::sample::select(vec!["app", "tier", "io.kubernetes.pod.namespace", ""]);
+        let value = prop::sample::select(vec!["", "=web", "=db", "=a:b", "=x=y"]);
+        (source, key, value).prop_map(|(s, k, v)| format!("{s}{k}{v}"))
+    }
+
+    fn selector_text() -> impl Strategy<Value = String> {
+        let one = prop::sample::select(vec![
+            "app=web",
+            "k8s:app=db",
+            "reserved:app",
+            "!tier",
+            "tier",
+            "app!=web",
+            "app in (web, db)",
+            "k8s:app notin (a:b)",
+            "io.kubernetes.pod.namespace=web",
+        ]);
+        prop::collection::vec(one, 1..3).prop_map(|parts| parts.join(","))
+    }
+
+    proptest! {
+        #[test]
+        fn matching_strings_in_place_equals_matching_the_label_set(
+            strings in prop::collection::vec(label_string(), 0..6),
+            text in selector_text(),
+        ) {
+            let selector = parse_selector(&text).expect("valid selector");
+            let set: Labels = strings.iter().filter_map(|s| Label::parse(s).ok()).collect();
+            prop_assert_eq!(selector_matches(&selector, &strings), selector.matches(&set));
+        }
+    }
 }

@@ -33,16 +33,18 @@ fn hubble_metrics_count_the_tutorial_flows() {
         hubble_drop_total{reason="POLICY_DENIED",protocol="UDP"} 1
         # HELP hubble_tcp_flags_total TCP flag occurrences
         # TYPE hubble_tcp_flags_total counter
-        hubble_tcp_flags_total{flag="SYN",family="IPv4"} 3
+        hubble_tcp_flags_total{flag="SYN",family="IPv4"} 1
         hubble_tcp_flags_total{flag="SYN-ACK",family="IPv4"} 1
         # HELP hubble_flows_processed_total Total number of flows processed
         # TYPE hubble_flows_processed_total counter
-        hubble_flows_processed_total{type="Drop",subtype="",verdict="DROPPED"} 2
-        hubble_flows_processed_total{type="PolicyVerdict",subtype="",verdict="DROPPED"} 1
-        hubble_flows_processed_total{type="PolicyVerdict",subtype="",verdict="FORWARDED"} 1
-        hubble_flows_processed_total{type="Trace",subtype="to-endpoint",verdict="FORWARDED"} 2
+        hubble_flows_processed_total{protocol="ICMPv4",type="PolicyVerdict",subtype="",verdict="FORWARDED"} 1
+        hubble_flows_processed_total{protocol="TCP",type="Drop",subtype="",verdict="DROPPED"} 1
+        hubble_flows_processed_total{protocol="TCP",type="PolicyVerdict",subtype="",verdict="DROPPED"} 1
+        hubble_flows_processed_total{protocol="TCP",type="Trace",subtype="to-endpoint",verdict="FORWARDED"} 2
+        hubble_flows_processed_total{protocol="UDP",type="Drop",subtype="",verdict="DROPPED"} 1
         # HELP hubble_port_distribution_total Numbers of packets distributed by destination port
         # TYPE hubble_port_distribution_total counter
+        hubble_port_distribution_total{protocol="ICMPv4",port="0"} 1
         hubble_port_distribution_total{protocol="TCP",port="80"} 1
         # HELP hubble_icmp_total Number of ICMP messages
         # TYPE hubble_icmp_total counter
