@@ -3,10 +3,11 @@
 //! The agent owns one [`Registry`] and serves [`Registry::render`] on `/metrics`. Two kinds of
 //! metrics meet there: figures other components already keep (table sizes, reconciler rounds)
 //! are read at scrape time by a [`Collect`] implementation, and events a component counts as
-//! they happen (flows, drops) go to [`CounterVec`]s it asked the registry for at startup, so
+//! they happen (flows, drops) go to [`CounterVec`]s and [`HistogramVec`]s it asked the registry for at startup, so
 //! that component needs to know nothing about HTTP or the format.
 
 mod counter;
+mod histogram;
 #[cfg(test)]
 mod tests;
 mod text;
@@ -14,6 +15,7 @@ mod text;
 use std::sync::{Arc, Mutex, PoisonError};
 
 pub use counter::{Counter, CounterVec};
+pub use histogram::{DEFAULT_BUCKETS, HistogramVec};
 pub use text::{Encoder, Family, Histogram, Kind};
 
 /// The `Content-Type` of [`Registry::render`]'s output.
@@ -53,6 +55,19 @@ impl Registry {
         let counters = CounterVec::new(name, help, labels);
         self.register(Arc::new(counters.clone()));
         counters
+    }
+
+    /// A histogram family with these label names and bucket bounds, registered here.
+    pub fn histogram_vec(
+        &self,
+        name: &'static str,
+        help: &'static str,
+        labels: &'static [&'static str],
+        bounds: &'static [f64],
+    ) -> HistogramVec {
+        let histograms = HistogramVec::new(name, help, labels, bounds);
+        self.register(Arc::new(histograms.clone()));
+        histograms
     }
 
     /// The exposition of every registered collector.

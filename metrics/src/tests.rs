@@ -76,3 +76,36 @@ fn counter_handles_share_one_value() {
         "missing values are empty, a separate series"
     );
 }
+
+#[test]
+fn histogram_vecs_count_each_observation_in_its_bucket() {
+    let registry = Registry::new();
+    let durations = registry.histogram_vec(
+        "hubble_http_request_duration_seconds",
+        "Quantiles of HTTP request duration in seconds",
+        &["method", "reporter"],
+        &[0.01, 0.1, 1.0],
+    );
+    let get = durations.with(&["GET", "client"]);
+    get.observe(0.002);
+    get.observe(0.05);
+    durations.with(&["GET", "client"]).observe(3.0);
+    durations.with(&["PUT", "server"]).observe(0.1);
+    expect![[r##"
+        # HELP hubble_http_request_duration_seconds Quantiles of HTTP request duration in seconds
+        # TYPE hubble_http_request_duration_seconds histogram
+        hubble_http_request_duration_seconds_bucket{method="GET",reporter="client",le="0.01"} 1
+        hubble_http_request_duration_seconds_bucket{method="GET",reporter="client",le="0.1"} 2
+        hubble_http_request_duration_seconds_bucket{method="GET",reporter="client",le="1"} 2
+        hubble_http_request_duration_seconds_bucket{method="GET",reporter="client",le="+Inf"} 3
+        hubble_http_request_duration_seconds_sum{method="GET",reporter="client"} 3.052
+        hubble_http_request_duration_seconds_count{method="GET",reporter="client"} 3
+        hubble_http_request_duration_seconds_bucket{method="PUT",reporter="server",le="0.01"} 0
+        hubble_http_request_duration_seconds_bucket{method="PUT",reporter="server",le="0.1"} 1
+        hubble_http_request_duration_seconds_bucket{method="PUT",reporter="server",le="1"} 1
+        hubble_http_request_duration_seconds_bucket{method="PUT",reporter="server",le="+Inf"} 1
+        hubble_http_request_duration_seconds_sum{method="PUT",reporter="server"} 0.1
+        hubble_http_request_duration_seconds_count{method="PUT",reporter="server"} 1
+    "##]]
+    .assert_eq(&registry.render());
+}

@@ -54,6 +54,11 @@ impl Decoder {
         }
     }
 
+    /// The node whose flows this decodes.
+    pub fn node_name(&self) -> &str {
+        &self.node_name
+    }
+
     /// One ring buffer record into a flow, before enrichment.
     pub fn decode(&self, record: &[u8]) -> Result<Flow, DecodeError> {
         let event = Event::decode(record).map_err(DecodeError::Event)?;

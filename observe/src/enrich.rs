@@ -79,7 +79,7 @@ pub fn enrich(flow: &mut Flow, event: &Event, lookup: &impl Lookup) {
     }
 }
 
-fn endpoint(ep: &mut flow::Endpoint, ip: Ipv4Addr, lookup: &impl Lookup) {
+pub(crate) fn endpoint(ep: &mut flow::Endpoint, ip: Ipv4Addr, lookup: &impl Lookup) {
     if let Some(info) = lookup.endpoint_by_ip(ip) {
         ep.id = info.id;
         ep.namespace.clone_from(&info.namespace);

@@ -10,6 +10,7 @@ use schema::flow::{Policy, Workload};
 
 use crate::Decoder;
 use crate::enrich::{EndpointInfo, TableLookup};
+use crate::seven::Identities;
 
 /// `Jun  9 20:38:30` UTC, 1000 s after boot.
 pub const EPOCH_SECONDS: u64 = 1_717_965_510;
@@ -30,6 +31,7 @@ pub const SLEEP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 21);
 pub const HTTPBIN: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 22);
 pub const COREDNS: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 53);
 pub const MEDIABOT: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 31);
+pub const TIEFIGHTER: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 13);
 
 /// Address, endpoint id, namespace, pod, identity, labels, workload.
 type Pod<'a> = (
@@ -45,7 +47,16 @@ type Pod<'a> = (
 /// The tutorials' pods on one node with their identities.
 pub fn lookup() -> TableLookup {
     let mut lookup = TableLookup::new();
-    let pods: [Pod<'_>; 6] = [
+    let pods: [Pod<'_>; 7] = [
+        (
+            TIEFIGHTER,
+            13,
+            "default",
+            "tiefighter",
+            31028,
+            &["k8s:class=tiefighter", "k8s:org=empire"],
+            None,
+        ),
         (
             XWING,
             11,
@@ -325,4 +336,137 @@ pub fn encode(event: &Event) -> Vec<u8> {
     out[56..60].copy_from_slice(&cookie.to_ne_bytes());
     out[64..64 + cap_len].copy_from_slice(&event.data[..cap_len]);
     out
+}
+
+/// What the L7 proxy logs in the tutorials, with the identities of both ends: the tiefighter
+/// landing (allowed) and going for the exhaust port (denied, answered 403) past the
+/// deathstar's ingress rules, and the mediabot's DNS lookups of api.github.com (answered) and
+/// support.github.com (refused) at its egress.
+pub fn access_log() -> Vec<(proxy::accesslog::LogRecord, Identities)> {
+    use proxy::accesslog::{DnsRecord, HttpRecord, L7Record, LogRecord, RecordType, Verdict};
+    use std::net::SocketAddrV4;
+
+    let time = SystemTime::UNIX_EPOCH + Duration::from_millis(EPOCH_SECONDS * 1000 + 645);
+    let fighter = SocketAddrV4::new(TIEFIGHTER, 42690);
+    let deathstar = SocketAddrV4::new(DEATHSTAR, 80);
+    let bot = SocketAddrV4::new(MEDIABOT, 51234);
+    let dns = SocketAddrV4::new(COREDNS, 53);
+    let http = |method: &str, path: &str, code: u16, ms: u64| HttpRecord {
+        method: method.to_owned(),
+        url: format!("http://deathstar.default.svc.cluster.local{path}"),
+        protocol: "HTTP/1.1".to_owned(),
+        code,
+        headers: vec![
+            (
+                "host".to_owned(),
+                "deathstar.default.svc.cluster.local".to_owned(),
+            ),
+            ("user-agent".to_owned(), "curl/8.14.1".to_owned()),
+        ],
+        latency: Duration::from_millis(ms),
+    };
+    let record = |r#type, verdict, (source, destination), l7| LogRecord {
+        r#type,
+        direction: if l7_is_http(&l7) {
+            policy::rule::Direction::Ingress
+        } else {
+            policy::rule::Direction::Egress
+        },
+        verdict,
+        time,
+        source,
+        destination,
+        l7,
+    };
+    let starwars = Identities {
+        source: 31028,
+        destination: 16530,
+    };
+    let back = |ids: Identities| Identities {
+        source: ids.destination,
+        destination: ids.source,
+    };
+    let mediabot = Identities {
+        source: 5151,
+        destination: 102,
+    };
+    let asked = |name: &str| DnsRecord {
+        query: name.to_owned(),
+        qtypes: vec!["A".to_owned()],
+        ..DnsRecord::default()
+    };
+    vec![
+        (
+            record(
+                RecordType::Request,
+                Verdict::Forwarded,
+                (fighter, deathstar),
+                L7Record::Http(http("POST", "/v1/request-landing", 0, 0)),
+            ),
+            starwars,
+        ),
+        (
+            record(
+                RecordType::Response,
+                Verdict::Forwarded,
+                (deathstar, fighter),
+                L7Record::Http(http("POST", "/v1/request-landing", 200, 2)),
+            ),
+            back(starwars),
+        ),
+        (
+            record(
+                RecordType::Request,
+                Verdict::Denied,
+                (fighter, deathstar),
+                L7Record::Http(http("PUT", "/v1/exhaust-port", 0, 0)),
+            ),
+            starwars,
+        ),
+        (
+            record(
+                RecordType::Response,
+                Verdict::Forwarded,
+                (deathstar, fighter),
+                L7Record::Http(http("PUT", "/v1/exhaust-port", 403, 0)),
+            ),
+            back(starwars),
+        ),
+        (
+            record(
+                RecordType::Request,
+                Verdict::Forwarded,
+                (bot, dns),
+                L7Record::Dns(asked("api.github.com.")),
+            ),
+            mediabot,
+        ),
+        (
+            record(
+                RecordType::Response,
+                Verdict::Forwarded,
+                (dns, bot),
+                L7Record::Dns(DnsRecord {
+                    ips: vec![std::net::IpAddr::from([140, 82, 121, 6])],
+                    ttl: 60,
+                    rrtypes: vec!["A".to_owned()],
+                    ..asked("api.github.com.")
+                }),
+            ),
+            back(mediabot),
+        ),
+        (
+            record(
+                RecordType::Request,
+                Verdict::Denied,
+                (bot, dns),
+                L7Record::Dns(asked("support.github.com.")),
+            ),
+            mediabot,
+        ),
+    ]
+}
+
+fn l7_is_http(l7: &proxy::accesslog::L7Record) -> bool {
+    matches!(l7, proxy::accesslog::L7Record::Http(_))
 }

@@ -10,9 +10,17 @@
 //! - `port-distribution`: `hubble_port_distribution_total{protocol,port}`, the destination
 //!   port of forwarded and redirected flows known not to be replies (ICMP as port 0).
 //! - `icmp`: `hubble_icmp_total{family,type}`.
+//! - `dns`: `hubble_dns_queries_total{rcode,qtypes,ips_returned}` (a denied query's rcode is
+//!   `Policy denied`), `hubble_dns_responses_total{rcode,qtypes,ips_returned}` and
+//!   `hubble_dns_response_types_total{type,qtypes}`, from the DNS proxy's L7 flows.
+//! - `http`: `hubble_http_requests_total{method,protocol,reporter}`,
+//!   `hubble_http_responses_total{method,protocol,status,reporter}` and
+//!   `hubble_http_request_duration_seconds{method,reporter}`; `httpV2` counts requests by
+//!   their responses, `hubble_http_requests_total{method,protocol,status,reporter}`. The
+//!   reporter is `client` for egress and `server` for ingress proxying.
 
-use metrics::{CounterVec, Registry};
-use schema::flow::{self, Flow, Verdict, layer4};
+use metrics::{CounterVec, DEFAULT_BUCKETS, HistogramVec, Registry};
+use schema::flow::{self, Flow, TrafficDirection, Verdict, layer4};
 
 use crate::decode::monitor;
 
@@ -31,6 +39,23 @@ pub struct FlowMetrics {
     tcp: Option<CounterVec>,
     ports: Option<CounterVec>,
     icmp: Option<CounterVec>,
+    dns: Option<DnsMetrics>,
+    http: Option<HttpMetrics>,
+}
+
+#[derive(Clone)]
+struct DnsMetrics {
+    queries: CounterVec,
+    responses: CounterVec,
+    response_types: CounterVec,
+}
+
+#[derive(Clone)]
+struct HttpMetrics {
+    requests: CounterVec,
+    /// `None` in `httpV2`, which counts requests when their responses come.
+    responses: Option<CounterVec>,
+    duration: HistogramVec,
 }
 
 impl std::fmt::Debug for FlowMetrics {
@@ -84,7 +109,53 @@ impl FlowMetrics {
                         &["family", "type"],
                     ));
                 }
-                "dns" | "http" | "httpV2" => {}
+                "dns" => {
+                    out.dns = Some(DnsMetrics {
+                        queries: registry.counter_vec(
+                            "hubble_dns_queries_total",
+                            "Number of DNS queries observed",
+                            &["rcode", "qtypes", "ips_returned"],
+                        ),
+                        responses: registry.counter_vec(
+                            "hubble_dns_responses_total",
+                            "Number of DNS queries observed",
+                            &["rcode", "qtypes", "ips_returned"],
+                        ),
+                        response_types: registry.counter_vec(
+                            "hubble_dns_response_types_total",
+                            "Number of DNS queries observed",
+                            &["type", "qtypes"],
+                        ),
+                    });
+                }
+                "http" | "httpV2" => {
+                    let v2 = name == "httpV2";
+                    let requests = if v2 {
+                        &["method", "protocol", "status", "reporter"][..]
+                    } else {
+                        &["method", "protocol", "reporter"][..]
+                    };
+                    out.http = Some(HttpMetrics {
+                        requests: registry.counter_vec(
+                            "hubble_http_requests_total",
+                            "Count of HTTP requests",
+                            requests,
+                        ),
+                        responses: (!v2).then(|| {
+                            registry.counter_vec(
+                                "hubble_http_responses_total",
+                                "Count of HTTP responses",
+                                &["method", "protocol", "status", "reporter"],
+                            )
+                        }),
+                        duration: registry.histogram_vec(
+                            "hubble_http_request_duration_seconds",
+                            "Quantiles of HTTP request duration in seconds",
+                            &["method", "reporter"],
+                            DEFAULT_BUCKETS,
+                        ),
+                    });
+                }
                 other => return Err(UnknownMetric(other.to_owned())),
             }
         }
@@ -98,6 +169,8 @@ impl FlowMetrics {
             || self.tcp.is_some()
             || self.ports.is_some()
             || self.icmp.is_some()
+            || self.dns.is_some()
+            || self.http.is_some()
     }
 
     /// Counts one flow in every enabled metric.
@@ -152,6 +225,71 @@ impl FlowMetrics {
                     icmp.with(&["IPv6", &i.r#type.to_string()]).inc();
                 }
                 _ => {}
+            }
+        }
+        let l7 = flow.l7.as_ref();
+        match l7.and_then(|l7| l7.record.as_ref()) {
+            Some(flow::layer7::Record::Dns(dns)) => {
+                if let Some(metrics) = &self.dns {
+                    metrics.observe(flow, dns);
+                }
+            }
+            Some(flow::layer7::Record::Http(http)) => {
+                if let (Some(metrics), Some(l7)) = (&self.http, l7) {
+                    metrics.observe(flow, l7, http);
+                }
+            }
+            None => {}
+        }
+    }
+}
+
+impl DnsMetrics {
+    /// As Hubble's `dns` handler: queries (denied ones with rcode `Policy denied`), responses
+    /// by rcode, and the answers' record types.
+    fn observe(&self, flow: &Flow, dns: &flow::Dns) {
+        let qtypes = dns.qtypes.join(",");
+        let ips = dns.ips.len().to_string();
+        if flow.verdict == i32::from(Verdict::Dropped) {
+            self.queries.with(&["Policy denied", &qtypes, &ips]).inc();
+        } else if flow.is_reply != Some(true) {
+            self.queries.with(&["", &qtypes, &ips]).inc();
+        } else {
+            let rcode = u16::try_from(dns.rcode).map_or("Unknown", crate::seven::rcode_name);
+            self.responses.with(&[rcode, &qtypes, &ips]).inc();
+            for rrtype in &dns.rrtypes {
+                self.response_types.with(&[rrtype, &qtypes]).inc();
+            }
+        }
+    }
+}
+
+impl HttpMetrics {
+    fn observe(&self, flow: &Flow, l7: &flow::Layer7, http: &flow::Http) {
+        let reporter = match TrafficDirection::try_from(flow.traffic_direction) {
+            Ok(TrafficDirection::Egress) => "client",
+            Ok(TrafficDirection::Ingress) => "server",
+            _ => "unknown",
+        };
+        let method = http.method.as_str();
+        let protocol = http.protocol.as_str();
+        let response = l7.r#type == i32::from(flow::L7FlowType::Response);
+        let status = http.code.to_string();
+        match (&self.responses, response) {
+            (Some(_), false) => self.requests.with(&[method, protocol, reporter]).inc(),
+            (None, false) => {}
+            (responses, true) => {
+                match responses {
+                    Some(responses) => responses.with(&[method, protocol, &status, reporter]),
+                    None => self.requests.with(&[method, protocol, &status, reporter]),
+                }
+                .inc();
+                #[expect(
+                    clippy::cast_precision_loss,
+                    reason = "a latency in nanoseconds is far below 2^53"
+                )]
+                let seconds = l7.latency_ns as f64 / 1e9;
+                self.duration.with(&[method, reporter]).observe(seconds);
             }
         }
     }

@@ -3,6 +3,7 @@
 //! prints them.
 //!
 //! - [`decode`]: a `bpf` event (drop, policy verdict, trace) into a `Flow` with Cilium's numbers.
+//! - [`seven`]: the L7 proxy's access log records into L7 flows, as Hubble's L7 parser.
 //! - [`enrich`]: endpoints, identities, labels and policies from a [`enrich::Lookup`], which
 //!   [`enrich::TableLookup`] builds from a statedb read transaction.
 //! - [`ring`]: the bounded flow ring; one writer that never waits, readers by position, lost
@@ -22,6 +23,7 @@ pub mod print;
 pub mod query;
 pub mod ring;
 pub mod server;
+pub mod seven;
 
 mod identity;
 

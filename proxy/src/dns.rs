@@ -9,7 +9,7 @@ use std::io;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use hickory_proto::op::{Message, MessageType, ResponseCode};
 use hickory_proto::rr::RData;
@@ -22,6 +22,7 @@ use tokio::net::UdpSocket;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::accesslog::{DnsRecord, L7Record, LogRecord, RecordType, Verdict};
 use crate::http::{Connection, Policies};
 use crate::plumbing::upstream_mark;
 
@@ -111,14 +112,42 @@ async fn answer(query: Query, policies: Arc<dyn Policies>) {
         .unwrap_or_default();
     let name = name.trim_end_matches('.');
     let allowed = policies.allows(Direction::Egress, &query.connection, &L7Request::Dns(name));
+    let asked = query_record(&request);
+    let log = |r#type, verdict, dns: DnsRecord| {
+        let (source, destination) = match r#type {
+            RecordType::Request => (client, server),
+            RecordType::Response => (server, client),
+        };
+        policies.log(LogRecord {
+            r#type,
+            direction: Direction::Egress,
+            verdict,
+            time: SystemTime::now(),
+            source,
+            destination,
+            l7: L7Record::Dns(dns),
+        });
+    };
+    let verdict = if allowed {
+        Verdict::Forwarded
+    } else {
+        Verdict::Denied
+    };
+    log(RecordType::Request, verdict, asked.clone());
     let reply = if allowed {
         match forward(&query).await {
             Ok(response) => {
                 learn(&*policies, &response).await;
+                log(
+                    RecordType::Response,
+                    Verdict::Forwarded,
+                    answer_record(asked, &response),
+                );
                 response
             }
             Err(error) => {
                 tracing::warn!(%client, %server, name, %error, "dns upstream failed");
+                log(RecordType::Response, Verdict::Error, asked);
                 return;
             }
         }
@@ -188,6 +217,54 @@ async fn learn(policies: &dyn Policies, response: &[u8]) {
     if !learned.is_empty() {
         policies.learned(learned).await;
     }
+}
+
+/// What the access log says of a query: the name and the types asked.
+fn query_record(request: &Message) -> DnsRecord {
+    DnsRecord {
+        query: request
+            .queries
+            .first()
+            .map(|q| q.name.to_lowercase().to_ascii())
+            .unwrap_or_default(),
+        qtypes: request
+            .queries
+            .iter()
+            .map(|q| q.query_type.to_string())
+            .collect(),
+        ..DnsRecord::default()
+    }
+}
+
+/// `asked` completed with what the answer says: its code, addresses (with their lowest TTL),
+/// CNAME targets and record types.
+fn answer_record(asked: DnsRecord, response: &[u8]) -> DnsRecord {
+    let Ok(message) = Message::from_vec(response) else {
+        return asked;
+    };
+    let mut record = DnsRecord {
+        rcode: u16::from(message.metadata.response_code),
+        ..asked
+    };
+    let mut ttl = None::<u32>;
+    for answer in &message.answers {
+        record.rrtypes.push(answer.record_type().to_string());
+        let ip = match &answer.data {
+            RData::A(a) => Some(std::net::IpAddr::V4(a.0)),
+            RData::AAAA(aaaa) => Some(std::net::IpAddr::V6(aaaa.0)),
+            RData::CNAME(cname) => {
+                record.cnames.push(cname.0.to_lowercase().to_ascii());
+                None
+            }
+            _ => None,
+        };
+        if let Some(ip) = ip {
+            record.ips.push(ip);
+            ttl = Some(ttl.map_or(answer.ttl, |t| t.min(answer.ttl)));
+        }
+    }
+    record.ttl = ttl.unwrap_or_default();
+    record
 }
 
 fn refused(request: &Message) -> Result<Vec<u8>, hickory_proto::ProtoError> {

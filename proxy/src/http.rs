@@ -5,6 +5,7 @@
 use std::convert::Infallible;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
 
 use futures::future::BoxFuture;
 use http_body_util::combinators::BoxBody;
@@ -18,8 +19,10 @@ use policy::l7::{HttpRequest, L7Request};
 use policy::rule::Direction;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::accesslog::{HttpRecord, L7Record, LogRecord, RecordType, Verdict};
 use crate::socket::connect_as;
 
 /// Envoy's body for a request the L7 rules deny (`curl` prints `Access denied`).
@@ -46,6 +49,9 @@ pub trait Policies: Send + Sync + 'static {
     /// A DNS answer the proxy let through gave these names these addresses; completes once
     /// the datapath enforces what they mean, before the client sees the answer.
     fn learned(&self, names: Vec<(String, Ipv4Addr)>) -> BoxFuture<'static, ()>;
+
+    /// A request or response went through (or was refused); must not block.
+    fn log(&self, record: LogRecord);
 }
 
 type Body = BoxBody<Bytes, hyper::Error>;
@@ -120,7 +126,36 @@ async fn handle(
     upstream: &Upstream,
 ) -> Response<Body> {
     let connection = upstream.connection;
-    if !allows(policies, direction, &connection, &request) {
+    let started = Instant::now();
+    let mut http = request_record(&request);
+    let allowed = allows(policies, direction, &connection, &request);
+    let log = |r#type, verdict, http: &HttpRecord| {
+        let (source, destination) = match r#type {
+            RecordType::Request => (connection.client, connection.server),
+            RecordType::Response => (connection.server, connection.client),
+        };
+        policies.log(LogRecord {
+            r#type,
+            direction,
+            verdict,
+            time: SystemTime::now(),
+            source,
+            destination,
+            l7: L7Record::Http(http.clone()),
+        });
+    };
+    let verdict = if allowed {
+        Verdict::Forwarded
+    } else {
+        Verdict::Denied
+    };
+    log(RecordType::Request, verdict, &http);
+    let mut respond = |code: StatusCode| {
+        http.code = code.as_u16();
+        http.latency = started.elapsed();
+        log(RecordType::Response, Verdict::Forwarded, &http);
+    };
+    if !allowed {
         tracing::info!(
             direction = direction.as_str(),
             client = %connection.client,
@@ -129,10 +164,14 @@ async fn handle(
             path = request.uri().path_and_query().map_or("/", |p| p.as_str()),
             "request denied by L7 policy"
         );
+        respond(StatusCode::FORBIDDEN);
         return access_denied().map(|body| body.map_err(|never| match never {}).boxed());
     }
     match upstream.send(request).await {
-        Ok(response) => response.map(BodyExt::boxed),
+        Ok(response) => {
+            respond(response.status());
+            response.map(BodyExt::boxed)
+        }
         Err(error) => {
             tracing::warn!(client = %connection.client, server = %connection.server, error = %error, "upstream request failed");
             let mut response = Response::new(
@@ -141,9 +180,50 @@ async fn handle(
                     .boxed(),
             );
             *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+            respond(StatusCode::SERVICE_UNAVAILABLE);
             response
         }
     }
+}
+
+/// What the access log says of a request: its method, `http://host/target`, version and
+/// headers.
+pub fn request_record<B>(request: &Request<B>) -> HttpRecord {
+    let uri = request.uri();
+    let url = if uri.scheme().is_some() {
+        uri.to_string()
+    } else {
+        let target = uri.path_and_query().map_or("/", |p| p.as_str());
+        format!("http://{}{target}", host(request))
+    };
+    HttpRecord {
+        method: request.method().as_str().to_owned(),
+        url,
+        protocol: format!("{:?}", request.version()),
+        code: 0,
+        headers: headers(request),
+        latency: std::time::Duration::ZERO,
+    }
+}
+
+fn headers<B>(request: &Request<B>) -> Vec<(String, String)> {
+    request
+        .headers()
+        .iter()
+        .filter_map(|(name, value)| {
+            Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned()))
+        })
+        .collect()
+}
+
+/// The `Host` header, else the target's authority.
+fn host<B>(request: &Request<B>) -> &str {
+    request
+        .headers()
+        .get(HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| request.uri().authority().map(|a| a.as_str()))
+        .unwrap_or("")
 }
 
 /// The decision for one request: what L7 rules look at is its method, its target as sent
@@ -154,19 +234,8 @@ pub fn allows<B>(
     connection: &Connection,
     request: &Request<B>,
 ) -> bool {
-    let headers: Vec<(String, String)> = request
-        .headers()
-        .iter()
-        .filter_map(|(name, value)| {
-            Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned()))
-        })
-        .collect();
-    let host = request
-        .headers()
-        .get(HOST)
-        .and_then(|h| h.to_str().ok())
-        .or_else(|| request.uri().authority().map(|a| a.as_str()))
-        .unwrap_or("");
+    let headers = headers(request);
+    let host = host(request);
     let path = request.uri().path_and_query().map_or("/", |p| p.as_str());
     let request = L7Request::Http(HttpRequest {
         method: request.method().as_str(),

@@ -9,10 +9,12 @@
 //! - [`http`]: the HTTP/1.1 proxy (hyper) and the decision per request ([`Policies`]).
 //! - [`dns`]: the DNS proxy: queries decided by name, answers learned before they are let
 //!   through.
+//! - [`accesslog`]: what the proxies report of each request and response, for Hubble.
 //! - [`plumbing`]: the nftables rules and the policy routing that deliver marked packets.
 //!
 //! The proxy knows no tables: the agent implements [`Policies`] over them.
 
+pub mod accesslog;
 pub mod dns;
 pub mod http;
 pub mod plumbing;

@@ -73,8 +73,7 @@ pub fn proxy_policy(
         &endpoint,
     )?;
     let endpoint_id = endpoint.object.endpoint_id;
-    let identity =
-        ipcache_lookup(txn, tables, IpcacheKind::Primary, peer).unwrap_or(Identity::WORLD);
+    let identity = identity_of(txn, tables, peer);
     let mut policy = ProxyPolicy {
         peers: std::iter::once(identity)
             .chain(ipcache_lookup(txn, tables, IpcacheKind::IpBlock, peer))
@@ -110,6 +109,12 @@ pub fn proxy_policy(
         }
     }
     Some(policy)
+}
+
+/// The security identity of `addr` as the datapath sees it: the longest prefix holding it in
+/// the ipcache, world if none.
+pub fn identity_of(txn: &impl Txn, tables: &L7Tables, addr: Ipv4Addr) -> Identity {
+    ipcache_lookup(txn, tables, IpcacheKind::Primary, addr).unwrap_or(Identity::WORLD)
 }
 
 /// The identity of the longest prefix holding `addr` in one ipcache map.

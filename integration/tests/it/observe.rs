@@ -2,7 +2,9 @@
 //! compact and JSON output, and the agent's Observer API through the generated tonic client
 //! (follow and a filter). The tutorials' lines: Star Wars' xwing drop (`Policy denied
 //! DROPPED`, `policy-verdict:none INGRESS DENIED`) and tiefighter's landing (`to-endpoint
-//! FORWARDED`), sleep -> httpbin allowed, and sleep's DNS egress blocked.
+//! FORWARDED`), sleep -> httpbin allowed, and sleep's DNS egress blocked; the L7 proxies'
+//! flows: Star Wars' `http-request DROPPED` for the exhaust port with its 403 response, and
+//! the DNS proxy's `dns-request proxy` / `dns-response proxy` lines.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -24,11 +26,13 @@ fn normalise(text: &str) -> String {
         regex::Regex::new(r"^[A-Z][a-z]{2} [ 0-9]\d \d{2}:\d{2}:\d{2}\.\d{3}").expect("regex");
     let port = regex::Regex::new(r":\d{4,5} \(").expect("regex");
     let id = regex::Regex::new(r"\(ID:\d+\)").expect("regex");
+    let latency = regex::Regex::new(r" \d+ms \(").expect("regex");
     let mut out: Vec<String> = Vec::new();
     for line in text.lines() {
         let line = time.replace(line, "TIME");
         let line = port.replace_all(&line, ":PORT (");
-        let line = id.replace_all(&line, "(ID:N)").into_owned();
+        let line = id.replace_all(&line, "(ID:N)");
+        let line = latency.replace_all(&line, " Nms (").into_owned();
         if !out.contains(&line) {
             out.push(line);
         }
@@ -323,6 +327,172 @@ fn sleep_httpbin_allowed_and_dns_egress_blocked() {
         ),
         "{blocked}"
     );
+}
+
+/// `myelin probe` with extra arguments (an HTTP request, a DNS name).
+fn probe_with(node: &Embedded, from: &str, to: &str, port: &str, extra: &[&str]) -> String {
+    let mut args = vec![
+        "probe",
+        "--from",
+        from,
+        "--to",
+        to,
+        "--port",
+        port,
+        "--timeout",
+        "2s",
+    ];
+    args.extend_from_slice(extra);
+    let out = node.myelin(&args);
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+#[test]
+fn http_proxy_flows_with_l7_filters() {
+    let node = Embedded::up("starwars");
+    node.myelin_ok(&[
+        "apply",
+        "-f",
+        &examples().join("starwars/policy-l7").display().to_string(),
+    ]);
+    let deathstar = "default/deathstar-c74d84667-cx5kp";
+    let host = ["--http-host", "deathstar.default.svc.cluster.local"];
+    let land = [
+        &[
+            "--http-method",
+            "POST",
+            "--http-path",
+            "/v1/request-landing",
+        ][..],
+        &host,
+    ]
+    .concat();
+    let exhaust = [
+        &["--http-method", "PUT", "--http-path", "/v1/exhaust-port"][..],
+        &host,
+    ]
+    .concat();
+    assert_eq!(
+        probe_with(&node, "default/tiefighter", deathstar, "80/TCP", &land),
+        "allowed"
+    );
+    assert_eq!(
+        probe_with(&node, "default/tiefighter", deathstar, "80/TCP", &exhaust),
+        "denied"
+    );
+    let flows = observe_until(
+        &node,
+        &[
+            "observe",
+            "--pod",
+            "default/tiefighter",
+            "--protocol",
+            "http",
+        ],
+        |out| out.lines().count() >= 4,
+    );
+    expect![[r#"
+        TIME: default/tiefighter:PORT (ID:N) -> default/deathstar-c74d84667-cx5kp:80 (ID:N) http-request FORWARDED (HTTP/1.1 POST http://deathstar.default.svc.cluster.local/v1/request-landing)
+        TIME: default/tiefighter:PORT (ID:N) <- default/deathstar-c74d84667-cx5kp:80 (ID:N) http-response FORWARDED (HTTP/1.1 200 Nms (POST http://deathstar.default.svc.cluster.local/v1/request-landing))
+        TIME: default/tiefighter:PORT (ID:N) -> default/deathstar-c74d84667-cx5kp:80 (ID:N) http-request DROPPED (HTTP/1.1 PUT http://deathstar.default.svc.cluster.local/v1/exhaust-port)
+        TIME: default/tiefighter:PORT (ID:N) <- default/deathstar-c74d84667-cx5kp:80 (ID:N) http-response FORWARDED (HTTP/1.1 403 Nms (PUT http://deathstar.default.svc.cluster.local/v1/exhaust-port))
+    "#]]
+    .assert_eq(&normalise(&flows));
+
+    let forbidden = node.myelin_ok(&["observe", "--http-status", "403", "-o", "json"]);
+    let value: serde_json::Value = serde_json::from_str(forbidden.trim()).expect("one JSON line");
+    let flow = &value["flow"];
+    assert_eq!(flow["Type"], "L7", "{forbidden}");
+    assert_eq!(flow["l7"]["type"], "RESPONSE", "{forbidden}");
+    assert_eq!(flow["l7"]["http"]["code"], 403, "{forbidden}");
+    assert_eq!(flow["l7"]["http"]["method"], "PUT", "{forbidden}");
+    assert_eq!(flow["is_reply"], true, "{forbidden}");
+    assert_eq!(flow["traffic_direction"], "INGRESS", "{forbidden}");
+    assert_eq!(flow["destination"]["pod_name"], "tiefighter", "{forbidden}");
+    assert_eq!(
+        flow["source"]["pod_name"], "deathstar-c74d84667-cx5kp",
+        "{forbidden}"
+    );
+
+    let denied = node.myelin_ok(&[
+        "observe",
+        "--http-method",
+        "PUT",
+        "--verdict",
+        "DROPPED",
+        "-t",
+        "l7",
+    ]);
+    assert!(
+        normalise(&denied).contains(
+            "default/tiefighter:PORT (ID:N) -> default/deathstar-c74d84667-cx5kp:80 (ID:N) http-request DROPPED (HTTP/1.1 PUT http://deathstar.default.svc.cluster.local/v1/exhaust-port)"
+        ),
+        "{denied}"
+    );
+}
+
+#[test]
+fn dns_proxy_flows() {
+    let node = Embedded::up("mediabot");
+    let scratch = std::env::temp_dir().join(format!("{}-dns-rules.yaml", node.name()));
+    std::fs::write(
+        &scratch,
+        r#"apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata:
+  name: dns-api-only
+spec:
+  endpointSelector:
+    matchLabels:
+      class: mediabot
+  egress:
+  - toEndpoints:
+    - matchLabels:
+        "k8s:io.kubernetes.pod.namespace": kube-system
+        "k8s:k8s-app": kube-dns
+    toPorts:
+    - ports:
+      - port: "53"
+        protocol: ANY
+      rules:
+        dns:
+        - matchName: "api.github.com"
+"#,
+    )
+    .expect("write the policy");
+    let applied = node.myelin(&["apply", "-f", &scratch.display().to_string()]);
+    let _ = std::fs::remove_file(&scratch);
+    assert!(applied.status.success(), "{}", describe(&applied));
+    let dns = "kube-system/coredns";
+    // No upstream: kube-dns answers NXDOMAIN, which the proxy lets through.
+    probe_with(
+        &node,
+        "default/mediabot",
+        dns,
+        "53/UDP",
+        &["--dns", "api.github.com"],
+    );
+    assert_eq!(
+        probe_with(
+            &node,
+            "default/mediabot",
+            dns,
+            "53/UDP",
+            &["--dns", "support.github.com"]
+        ),
+        "denied"
+    );
+    let flows = observe_until(
+        &node,
+        &["observe", "--pod", "default/mediabot", "--protocol", "dns"],
+        |out| out.lines().count() >= 3,
+    );
+    expect![[r#"
+        TIME: default/mediabot:PORT (ID:N) -> kube-system/coredns:53 (ID:N) dns-request proxy FORWARDED (DNS Query api.github.com. A)
+        TIME: default/mediabot:PORT (ID:N) <- kube-system/coredns:53 (ID:N) dns-response proxy FORWARDED (DNS Answer RCode: Non-Existent Domain TTL: 0 (Proxy api.github.com. A))
+        TIME: default/mediabot:PORT (ID:N) -> kube-system/coredns:53 (ID:N) dns-request proxy DROPPED (DNS Query support.github.com. A)
+    "#]]
+    .assert_eq(&normalise(&flows));
 }
 
 fn prost_now() -> prost_types::Timestamp {

@@ -382,7 +382,7 @@ fn prometheus_scrapes_the_agent_and_an_apply_is_traced_to_its_map_writes() {
             "--prometheus-serve-addr".to_owned(),
             format!("127.0.0.1:{metrics_port}"),
             "--hubble-metrics".to_owned(),
-            "drop,tcp,flow,port-distribution,icmp".to_owned(),
+            "drop,tcp,flow,port-distribution,icmp,dns,http".to_owned(),
         ],
         &[
             (

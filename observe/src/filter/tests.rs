@@ -220,3 +220,53 @@ fn invalid_filters_name_the_field() {
         .is_err()
     );
 }
+
+/// The indices of the access log fixture's flows that pass `filter`.
+fn l7_selected(filter: FlowFilter) -> Vec<usize> {
+    let filters = FlowFilters::new(&[filter], &[]).expect("valid filters");
+    let lookup = fixtures::lookup();
+    fixtures::access_log()
+        .iter()
+        .map(|(record, ids)| crate::seven::flow(record, *ids, "kind-worker", &lookup))
+        .enumerate()
+        .filter(|(_, flow)| filters.matches(flow))
+        .map(|(i, _)| i)
+        .collect()
+}
+
+#[test]
+fn http_and_l7_filters_select_the_proxys_flows() {
+    // 0 POST request, 1 its 200, 2 PUT request (denied), 3 its 403, 4-6 DNS.
+    let http = |f: fn(&mut FlowFilter)| {
+        let mut filter = FlowFilter::default();
+        f(&mut filter);
+        l7_selected(filter)
+    };
+    assert_eq!(http(|f| f.http_status_code = vec!["403".into()]), [3]);
+    assert_eq!(http(|f| f.http_status_code = vec!["2+".into()]), [1]);
+    assert_eq!(http(|f| f.http_method = vec!["PUT".into()]), [2, 3]);
+    assert_eq!(http(|f| f.http_path = vec!["^/v1/exhaust".into()]), [2, 3]);
+    assert_eq!(http(|f| f.protocol = vec!["http".into()]), [0, 1, 2, 3]);
+    assert_eq!(http(|f| f.protocol = vec!["dns".into()]), [4, 5, 6]);
+    assert_eq!(
+        http(|f| {
+            f.event_type = vec![EventTypeFilter {
+                r#type: monitor::ACCESS_LOG,
+                ..EventTypeFilter::default()
+            }];
+            f.verdict = vec![Verdict::Dropped.into()];
+        }),
+        [2, 6]
+    );
+    assert_eq!(
+        http(|f| f.http_header = vec![schema::flow::HttpHeader {
+            key: "User-Agent".into(),
+            value: "curl/8.14.1".into(),
+        }]),
+        [0, 1, 2, 3]
+    );
+    assert_eq!(
+        http(|f| f.source_pod = vec!["default/mediabot".into()]),
+        [4, 6]
+    );
+}

@@ -232,6 +232,57 @@ fn l4(l4: Option<&flow::Layer4>) -> Option<Obj> {
     Some(out)
 }
 
+fn l7(l7: &flow::Layer7) -> Obj {
+    let mut o = Obj::default();
+    o.enumeration("type", l7.r#type, Some(l7.r#type().as_str_name()));
+    o.u64("latency_ns", l7.latency_ns);
+    match l7.record.as_ref() {
+        Some(flow::layer7::Record::Dns(dns)) => {
+            o.obj(
+                "dns",
+                Some(
+                    Obj::default()
+                        .str("query", &dns.query)
+                        .strs("ips", &dns.ips)
+                        .u32("ttl", dns.ttl)
+                        .strs("cnames", &dns.cnames)
+                        .str("observation_source", &dns.observation_source)
+                        .u32("rcode", dns.rcode)
+                        .strs("qtypes", &dns.qtypes)
+                        .strs("rrtypes", &dns.rrtypes)
+                        .done(),
+                ),
+            );
+        }
+        Some(flow::layer7::Record::Http(http)) => {
+            let headers = http
+                .headers
+                .iter()
+                .map(|h| {
+                    Obj::default()
+                        .str("key", &h.key)
+                        .str("value", &h.value)
+                        .done()
+                })
+                .collect();
+            o.obj(
+                "http",
+                Some(
+                    Obj::default()
+                        .u32("code", http.code)
+                        .str("method", &http.method)
+                        .str("url", &http.url)
+                        .str("protocol", &http.protocol)
+                        .objs("headers", headers)
+                        .done(),
+                ),
+            );
+        }
+        None => {}
+    }
+    o.done()
+}
+
 fn policies(list: &[flow::Policy]) -> Vec<Obj> {
     list.iter()
         .map(|p| {
@@ -292,6 +343,7 @@ fn flow_obj(f: &Flow) -> Obj {
     o.strs("node_labels", &f.node_labels);
     o.strs("source_names", &f.source_names);
     o.strs("destination_names", &f.destination_names);
+    o.obj("l7", f.l7.as_ref().map(l7));
     o.bool("reply", reply);
     o.obj(
         "event_type",

@@ -8,7 +8,8 @@ use hickory_proto::rr::{Name, RData, Record, RecordType};
 use policy::l7::L7Request;
 use policy::rule::Direction;
 
-use super::{learn, refused};
+use super::{answer_record, learn, query_record, refused};
+use crate::accesslog::LogRecord;
 use crate::http::{Connection, Policies};
 
 fn query(name: &str) -> Message {
@@ -42,6 +43,8 @@ impl Policies for Learned {
         self.0.lock().unwrap().extend(names);
         Box::pin(async {})
     }
+
+    fn log(&self, _: LogRecord) {}
 }
 
 fn a(name: &str, ip: [u8; 4]) -> Record {
@@ -82,4 +85,41 @@ async fn an_answer_teaches_every_name_on_the_way_to_its_addresses() {
     let policies = Learned::default();
     learn(&policies, &failed.to_vec().unwrap()).await;
     assert!(policies.0.lock().unwrap().is_empty());
+}
+
+#[test]
+fn the_access_log_tells_the_question_and_the_answer() {
+    let asked = query_record(&query("WWW.GitHub.com."));
+    assert_eq!(asked.query, "www.github.com.");
+    assert_eq!(asked.qtypes, ["A"]);
+    let mut response = query("www.github.com.");
+    response.metadata.message_type = MessageType::Response;
+    response.add_answer(Record::from_rdata(
+        Name::from_ascii("www.github.com.").unwrap(),
+        3600,
+        RData::CNAME(CNAME(Name::from_ascii("GitHub.com.").unwrap())),
+    ));
+    response.add_answer(a("github.com.", [140, 82, 121, 3]));
+    let mut short = a("github.com.", [140, 82, 121, 4]);
+    short.ttl = 30;
+    response.add_answer(short);
+    let answered = answer_record(asked, &response.to_vec().unwrap());
+    assert_eq!(answered.query, "www.github.com.");
+    assert_eq!(answered.rcode, 0);
+    assert_eq!(answered.cnames, ["github.com."]);
+    assert_eq!(answered.rrtypes, ["CNAME", "A", "A"]);
+    assert_eq!(
+        answered.ips,
+        [
+            std::net::IpAddr::from([140, 82, 121, 3]),
+            std::net::IpAddr::from([140, 82, 121, 4])
+        ]
+    );
+    assert_eq!(answered.ttl, 30);
+
+    let mut failed = query("gone.example.");
+    failed.metadata.message_type = MessageType::Response;
+    failed.metadata.response_code = ResponseCode::NXDomain;
+    let answered = answer_record(query_record(&failed), &failed.to_vec().unwrap());
+    assert_eq!((answered.rcode, answered.ips.len()), (3, 0));
 }

@@ -13,11 +13,13 @@ use schema::cilium::HttpRule;
 use tokio::net::{TcpListener, TcpStream};
 
 use super::{Connection, Policies, allows, serve_connection};
+use crate::accesslog::{L7Record, LogRecord};
 
-/// `GET /public` only, and records what it was asked.
+/// `GET /public` only, and records what it was asked and what the proxy logged.
 struct GetPublic {
     rules: L7Rules,
     asked: Mutex<Vec<String>>,
+    logged: Mutex<Vec<LogRecord>>,
 }
 
 impl GetPublic {
@@ -30,6 +32,7 @@ impl GetPublic {
         GetPublic {
             rules: L7Rules::Http(vec![HttpMatcher::new(&rule).expect("valid rule")]),
             asked: Mutex::new(Vec::new()),
+            logged: Mutex::new(Vec::new()),
         }
     }
 }
@@ -53,6 +56,10 @@ impl Policies for GetPublic {
         _: Vec<(String, std::net::Ipv4Addr)>,
     ) -> futures::future::BoxFuture<'static, ()> {
         Box::pin(async {})
+    }
+
+    fn log(&self, record: LogRecord) {
+        self.logged.lock().expect("lock").push(record);
     }
 }
 
@@ -150,6 +157,58 @@ async fn every_request_on_a_connection_is_decided_and_allowed_ones_are_forwarded
         egress GET /public?x=1 host=b
         egress GET /public host=b"#]]
     .assert_eq(&policies.asked.lock().expect("lock").join("\n"));
+
+    let client = {
+        let logged = policies.logged.lock().expect("lock");
+        logged.first().expect("a record").source
+    };
+    let logged: Vec<String> = policies
+        .logged
+        .lock()
+        .expect("lock")
+        .iter()
+        .map(|r| {
+            let L7Record::Http(http) = &r.l7 else {
+                panic!("an HTTP record")
+            };
+            let from = if r.source == client {
+                "client"
+            } else {
+                "server"
+            };
+            let to = if r.destination == server {
+                "server"
+            } else {
+                "client"
+            };
+            format!(
+                "{:?} {} {:?} {from}->{to} {} {} {} {} host={}",
+                r.r#type,
+                r.direction.as_str(),
+                r.verdict,
+                http.protocol,
+                http.method,
+                http.url,
+                http.code,
+                http.headers
+                    .iter()
+                    .find(|(k, _)| k == "host")
+                    .map_or("", |(_, v)| v.as_str()),
+            )
+        })
+        .collect();
+    expect![[r#"
+        Request egress Forwarded client->server HTTP/1.1 GET http://b/public 0 host=b
+        Response egress Forwarded server->client HTTP/1.1 GET http://b/public 200 host=b
+        Request egress Denied client->server HTTP/1.1 GET http://b/private 0 host=b
+        Response egress Forwarded server->client HTTP/1.1 GET http://b/private 403 host=b
+        Request egress Denied client->server HTTP/1.1 POST http://b/public 0 host=b
+        Response egress Forwarded server->client HTTP/1.1 POST http://b/public 403 host=b
+        Request egress Denied client->server HTTP/1.1 GET http://b/public?x=1 0 host=b
+        Response egress Forwarded server->client HTTP/1.1 GET http://b/public?x=1 403 host=b
+        Request egress Forwarded client->server HTTP/1.1 GET http://b/public 0 host=b
+        Response egress Forwarded server->client HTTP/1.1 GET http://b/public 200 host=b"#]]
+    .assert_eq(&logged.join("\n"));
 }
 
 #[test]

@@ -1,5 +1,6 @@
 //! Hubble in the agent: the flow pipeline (the datapath's ring buffer events decoded, enriched
-//! from a snapshot of the tables and kept in the flow ring) and the `observer.Observer` server on
+//! from a snapshot of the tables and kept in the flow ring, with the L7 proxy's access log
+//! records as L7 flows) and the `observer.Observer` server on
 //! the Hubble unix socket and, optionally, a TCP address.
 
 use std::net::SocketAddr;
@@ -13,9 +14,12 @@ use observe::enrich::{LookupTables, enrich};
 use observe::flow_metrics::FlowMetrics;
 use observe::ring::RingWriter;
 use observe::server::{NodeInfo, ObserverService};
+use observe::seven::{self, Identities};
 use observe::{Decoder, Ring, TableLookup};
+use proxy::accesslog::LogRecord;
 use schema::observer::observer_server::ObserverServer;
 use statedb::{Db, ReadTxn, Revision, Txn};
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_stream::wrappers::{TcpListenerStream, UnixListenerStream};
 use tokio_util::sync::CancellationToken;
@@ -34,6 +38,7 @@ pub(crate) async fn start(
     db: Db,
     tables: LookupTables,
     metrics: FlowMetrics,
+    access_log: mpsc::Receiver<(LogRecord, Identities)>,
     pin_dir: &Path,
     shutdown: &CancellationToken,
 ) -> Result<Vec<JoinHandle<()>>> {
@@ -45,7 +50,7 @@ pub(crate) async fn start(
     let (writer, ring) = Ring::new(config.capacity);
     let decoder = Decoder::new(config.node_name.clone(), boot_time());
     let mut tasks = vec![tokio::spawn(pipeline(
-        events,
+        Sources { events, access_log },
         decoder,
         db,
         tables,
@@ -128,9 +133,21 @@ fn revisions(txn: &ReadTxn, tables: &LookupTables) -> [Revision; 4] {
     ]
 }
 
+/// What the pipeline takes in.
+enum Input {
+    Datapath(Result<bpf::Event, bpf::Error>),
+    AccessLog(LogRecord, Identities),
+}
+
+/// Where flows come from: the datapath's ring buffer and the proxies' access log.
+struct Sources {
+    events: EventReader,
+    access_log: mpsc::Receiver<(LogRecord, Identities)>,
+}
+
 /// Reads events until `shutdown`; the writer never waits for the ring's readers.
 async fn pipeline(
-    mut events: EventReader,
+    sources: Sources,
     decoder: Decoder,
     db: Db,
     tables: LookupTables,
@@ -138,14 +155,19 @@ async fn pipeline(
     mut writer: RingWriter,
     shutdown: CancellationToken,
 ) {
+    let Sources {
+        mut events,
+        mut access_log,
+    } = sources;
     let txn = db.read_txn();
     let mut seen = revisions(&txn, &tables);
     let decoder = Arc::new(decoder);
     let mut lookup = Arc::new(TableLookup::from_tables(&txn, &tables));
     loop {
-        let first = tokio::select! {
+        let input = tokio::select! {
             () = shutdown.cancelled() => return,
-            event = events.next() => event,
+            event = events.next() => Input::Datapath(event),
+            Some((record, ids)) = access_log.recv() => Input::AccessLog(record, ids),
         };
         let txn = db.read_txn();
         let now = revisions(&txn, &tables);
@@ -153,6 +175,15 @@ async fn pipeline(
             lookup = Arc::new(TableLookup::from_tables(&txn, &tables));
             seen = now;
         }
+        let first = match input {
+            Input::Datapath(event) => event,
+            Input::AccessLog(record, ids) => {
+                let flow = seven::flow(&record, ids, decoder.node_name(), lookup.as_ref());
+                metrics.observe(&flow);
+                writer.push(flow);
+                continue;
+            }
+        };
         // One snapshot for everything already waiting.
         for event in std::iter::once(first).chain(std::iter::from_fn(|| events.try_next())) {
             match event {

@@ -33,6 +33,9 @@ use crate::node::{BoundProxy, Node, NodeConfig, NodeMetrics};
 use crate::objects::Objects;
 use crate::store::Store;
 
+/// Access log records waiting for Hubble's pipeline; more are dropped rather than waited for.
+const ACCESS_LOG_QUEUE: usize = 4096;
+
 #[derive(Parser)]
 #[command(name = "myelin-agent", version, about = "The Myelin node agent")]
 struct Args {
@@ -120,6 +123,8 @@ async fn run(args: Args) -> Result<()> {
     bpf::Datapath::open(&args.bpf_pin_dir)
         .and_then(|datapath| datapath.set_trace_mode(trace_mode))
         .with_context(|| format!("set the trace mode in {}", args.bpf_pin_dir.display()))?;
+    // The proxies' access log records become L7 flows in Hubble's pipeline.
+    let (access_log, access_log_rx) = tokio::sync::mpsc::channel(ACCESS_LOG_QUEUE);
     let hubble = if args.enable_hubble {
         let config = hubble::HubbleConfig {
             socket: args
@@ -145,6 +150,7 @@ async fn run(args: Args) -> Result<()> {
             db.clone(),
             tables,
             flow_metrics,
+            access_log_rx,
             &args.bpf_pin_dir,
             &shutdown,
         )
@@ -153,7 +159,13 @@ async fn run(args: Args) -> Result<()> {
         Vec::new()
     };
     let proxies = proxy
-        .serve(db.clone(), node.l7_tables(), node.fqdn_learner(), &shutdown)
+        .serve(
+            db.clone(),
+            node.l7_tables(),
+            node.fqdn_learner(),
+            args.enable_hubble.then_some(access_log),
+            &shutdown,
+        )
         .context("serve the L7 proxy")?;
     let api = Api {
         agent,

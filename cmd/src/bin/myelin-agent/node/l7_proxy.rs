@@ -7,14 +7,17 @@ use std::path::Path;
 use std::sync::Arc;
 
 use futures::future::BoxFuture;
+use observe::seven::Identities;
 use policy::mapstate::{PROTO_TCP, PROTO_UDP};
 use policy::rule::Direction;
+use proxy::accesslog::LogRecord;
 use proxy::ports::{PORT_RANGE, PortsError, bind_listeners};
 use proxy::{Connection, Listener, ListenerKind, ListenerSocket, Policies};
 use reconcilers::datapath::ProxyPorts;
 use reconcilers::fqdn::{FQDN_NAME_KEY, FqdnName};
-use reconcilers::l7::{L7Tables, proxy_policy};
+use reconcilers::l7::{L7Tables, identity_of, proxy_policy};
 use statedb::{Db, Table, Txn};
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -62,9 +65,15 @@ impl BoundProxy {
         db: Db,
         tables: L7Tables,
         fqdn: FqdnLearner,
+        access_log: Option<AccessLog>,
         shutdown: &CancellationToken,
     ) -> Result<Vec<JoinHandle<()>>, ProxyError> {
-        let policies: Arc<dyn Policies> = Arc::new(TablePolicies { db, tables, fqdn });
+        let policies: Arc<dyn Policies> = Arc::new(TablePolicies {
+            db,
+            tables,
+            fqdn,
+            access_log,
+        });
         self.listeners
             .into_iter()
             .map(|listener| {
@@ -99,11 +108,16 @@ pub(crate) struct FqdnLearner {
     pub(crate) enforcement: Enforcement,
 }
 
+/// Where the proxies' access log records go, with both ends' identities: Hubble's flow
+/// pipeline. Bounded; a record that finds it full is dropped, never waited for.
+pub(crate) type AccessLog = mpsc::Sender<(LogRecord, Identities)>;
+
 /// The L7 rules as the derivation's tables hold them.
 struct TablePolicies {
     db: Db,
     tables: L7Tables,
     fqdn: FqdnLearner,
+    access_log: Option<AccessLog>,
 }
 
 impl Policies for TablePolicies {
@@ -142,6 +156,20 @@ impl Policies for TablePolicies {
                 );
                 false
             }
+        }
+    }
+
+    fn log(&self, record: LogRecord) {
+        let Some(access_log) = &self.access_log else {
+            return;
+        };
+        let txn = self.db.read_txn();
+        let identities = Identities {
+            source: identity_of(&txn, &self.tables, *record.source.ip()).0,
+            destination: identity_of(&txn, &self.tables, *record.destination.ip()).0,
+        };
+        if let Err(mpsc::error::TrySendError::Full(_)) = access_log.try_send((record, identities)) {
+            tracing::debug!("hubble's access log queue is full: record dropped");
         }
     }
 
