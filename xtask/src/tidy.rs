@@ -16,6 +16,9 @@ mod tests {
         ("policy", &["schema"]),
         ("bpf", &["schema"]),
         ("reconcilers", &["statedb", "schema", "policy", "bpf"]),
+        ("proxy", &["statedb", "schema", "policy"]),
+        // observe sits above proxy: it turns the proxies' access log records into L7 flows, as
+        // Hubble's parser reads Cilium's `proxy/accesslog`.
         (
             "observe",
             &[
@@ -25,9 +28,9 @@ mod tests {
                 "policy",
                 "bpf",
                 "reconcilers",
+                "proxy",
             ],
         ),
-        ("proxy", &["statedb", "schema", "policy"]),
         ("cni", &["schema"]),
         (
             "cmd",
