@@ -343,7 +343,9 @@ pub fn encode(event: &Event) -> Vec<u8> {
 /// deathstar's ingress rules, and the mediabot's DNS lookups of api.github.com (answered) and
 /// support.github.com (refused) at its egress.
 pub fn access_log() -> Vec<(proxy::accesslog::LogRecord, Identities)> {
-    use proxy::accesslog::{DnsRecord, HttpRecord, L7Record, LogRecord, RecordType, Verdict};
+    use proxy::accesslog::{
+        DnsRecord, HttpRecord, L7Record, LogRecord, RecordType, Transport, Verdict,
+    };
     use std::net::SocketAddrV4;
 
     let time = SystemTime::UNIX_EPOCH + Duration::from_millis(EPOCH_SECONDS * 1000 + 645);
@@ -376,6 +378,11 @@ pub fn access_log() -> Vec<(proxy::accesslog::LogRecord, Identities)> {
         time,
         source,
         destination,
+        transport: if l7_is_http(&l7) {
+            Transport::Tcp
+        } else {
+            Transport::Udp
+        },
         l7,
     };
     let starwars = Identities {

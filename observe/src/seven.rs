@@ -5,7 +5,9 @@
 
 use std::time::Duration;
 
-use proxy::accesslog::{DnsRecord, HttpRecord, L7Record, LogRecord, RecordType, Verdict as Said};
+use proxy::accesslog::{
+    DnsRecord, HttpRecord, L7Record, LogRecord, RecordType, Transport, Verdict as Said,
+};
 use schema::flow::{
     self, CiliumEventType, Flow, FlowType, IpVersion, L7FlowType, Layer4, Layer7, TrafficDirection,
     Verdict, layer4, layer7,
@@ -35,13 +37,13 @@ pub fn flow(
         u32::from(record.source.port()),
         u32::from(record.destination.port()),
     );
-    let protocol = match &record.l7 {
-        L7Record::Http(_) => layer4::Protocol::Tcp(flow::Tcp {
+    let protocol = match record.transport {
+        Transport::Tcp => layer4::Protocol::Tcp(flow::Tcp {
             source_port: sport,
             destination_port: dport,
             flags: None,
         }),
-        L7Record::Dns(_) => layer4::Protocol::Udp(flow::Udp {
+        Transport::Udp => layer4::Protocol::Udp(flow::Udp {
             source_port: sport,
             destination_port: dport,
         }),

@@ -25,6 +25,13 @@ pub enum Verdict {
     Error,
 }
 
+/// What carried the message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transport {
+    Tcp,
+    Udp,
+}
+
 /// One access log record.
 #[derive(Clone, Debug, PartialEq)]
 pub struct LogRecord {
@@ -37,15 +44,14 @@ pub struct LogRecord {
     /// The message's sender: the client for a request, the server for a response.
     pub source: SocketAddrV4,
     pub destination: SocketAddrV4,
+    pub transport: Transport,
     pub l7: L7Record,
 }
 
 /// The application protocol's part of a record.
 #[derive(Clone, Debug, PartialEq)]
 pub enum L7Record {
-    /// Carried over TCP.
     Http(HttpRecord),
-    /// Carried over UDP.
     Dns(DnsRecord),
 }
 

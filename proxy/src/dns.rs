@@ -1,5 +1,5 @@
 //! The DNS proxy, as Cilium's: a pod's DNS traffic that its egress policy's `rules.dns`
-//! redirects comes here (UDP TPROXY). A query for a name no rule allows gets `REFUSED`
+//! redirects comes here (UDP and TCP TPROXY to one port). A query for a name no rule allows gets `REFUSED`
 //! (Cilium's default `--tofqdns-dns-reject-response-code`); an allowed one goes on to the
 //! server the pod asked, from the pod's own address, and the answer's addresses are handed to
 //! [`Policies::learned`] and enforced before the pod sees the answer, so its first connection
@@ -17,18 +17,21 @@ use nix::sys::socket::{ControlMessageOwned, MsgFlags, SockaddrIn, recvmsg};
 use policy::l7::L7Request;
 use policy::rule::Direction;
 use socket2::{Domain, Protocol, Socket, Type};
-use tokio::io::Interest;
-use tokio::net::UdpSocket;
+use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::accesslog::{DnsRecord, L7Record, LogRecord, RecordType, Verdict};
+use crate::accesslog::{DnsRecord, L7Record, LogRecord, RecordType, Transport, Verdict};
 use crate::http::{Connection, Policies};
 use crate::plumbing::upstream_mark;
+use crate::socket::connect_as;
 
 /// How long the server the pod asked has to answer (Cilium's `--tofqdns-proxy-response-max-delay`
 /// is about the same).
 const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a DNS-over-TCP connection may sit without a query.
+const TCP_IDLE: Duration = Duration::from_secs(60);
 /// The largest DNS message over UDP with EDNS.
 const MAX_MESSAGE: usize = 65_535;
 
@@ -98,11 +101,37 @@ fn receive(socket: &UdpSocket, buf: &mut [u8]) -> io::Result<Query> {
 
 async fn answer(query: Query, policies: Arc<dyn Policies>) {
     let Connection { client, server } = query.connection;
-    let request = match Message::from_vec(&query.bytes) {
+    let reply = respond(
+        query.connection,
+        Transport::Udp,
+        &query.bytes,
+        &*policies,
+        async |bytes| forward_udp(query.connection, bytes).await,
+    )
+    .await;
+    if let Some(reply) = reply
+        && let Err(error) = reply_from(server, client, &reply).await
+    {
+        tracing::warn!(%client, %server, %error, "dns answer not delivered");
+    }
+}
+
+/// Decides one query, whatever carried it: the answer to send back (the server's, through
+/// `forward`, or `REFUSED`), or nothing when there is none to give. Logs the query and its
+/// answer, and has the answer's addresses enforced before returning it.
+async fn respond(
+    connection: Connection,
+    transport: Transport,
+    bytes: &[u8],
+    policies: &dyn Policies,
+    forward: impl AsyncFnOnce(&[u8]) -> io::Result<Vec<u8>>,
+) -> Option<Vec<u8>> {
+    let Connection { client, server } = connection;
+    let request = match Message::from_vec(bytes) {
         Ok(message) if message.metadata.message_type == MessageType::Query => message,
         Ok(_) | Err(_) => {
             tracing::debug!(%client, %server, "not a DNS query: dropped");
-            return;
+            return None;
         }
     };
     let name = request
@@ -111,7 +140,7 @@ async fn answer(query: Query, policies: Arc<dyn Policies>) {
         .map(|q| q.name.to_lowercase().to_ascii())
         .unwrap_or_default();
     let name = name.trim_end_matches('.');
-    let allowed = policies.allows(Direction::Egress, &query.connection, &L7Request::Dns(name));
+    let allowed = policies.allows(Direction::Egress, &connection, &L7Request::Dns(name));
     let asked = query_record(&request);
     let log = |r#type, verdict, dns: DnsRecord| {
         let (source, destination) = match r#type {
@@ -125,6 +154,7 @@ async fn answer(query: Query, policies: Arc<dyn Policies>) {
             time: SystemTime::now(),
             source,
             destination,
+            transport,
             l7: L7Record::Dns(dns),
         });
     };
@@ -134,42 +164,146 @@ async fn answer(query: Query, policies: Arc<dyn Policies>) {
         Verdict::Denied
     };
     log(RecordType::Request, verdict, asked.clone());
-    let reply = if allowed {
-        match forward(&query).await {
-            Ok(response) => {
-                learn(&*policies, &response).await;
-                log(
-                    RecordType::Response,
-                    Verdict::Forwarded,
-                    answer_record(asked, &response),
-                );
-                response
-            }
-            Err(error) => {
-                tracing::warn!(%client, %server, name, %error, "dns upstream failed");
-                log(RecordType::Response, Verdict::Error, asked);
-                return;
-            }
-        }
-    } else {
+    if !allowed {
         tracing::info!(%client, %server, name, "dns query denied by L7 policy");
-        match refused(&request) {
-            Ok(bytes) => bytes,
+        return match refused(&request) {
+            Ok(bytes) => Some(bytes),
             Err(error) => {
                 tracing::warn!(%error, "cannot encode a REFUSED answer");
+                None
+            }
+        };
+    }
+    match forward(bytes).await {
+        Ok(response) => {
+            learn(policies, &response).await;
+            log(
+                RecordType::Response,
+                Verdict::Forwarded,
+                answer_record(asked, &response),
+            );
+            Some(response)
+        }
+        Err(error) => {
+            tracing::warn!(%client, %server, name, %error, "dns upstream failed");
+            log(RecordType::Response, Verdict::Error, asked);
+            None
+        }
+    }
+}
+
+/// Serves DNS over TCP on `listener` (the same port's TCP TPROXY target) until `cancel`
+/// fires: each connection's length-prefixed queries are decided one by one, an allowed one
+/// forwarded over its own connection to the server the client asked, from the client's
+/// address.
+pub async fn serve_dns_tcp(
+    listener: TcpListener,
+    policies: Arc<dyn Policies>,
+    cancel: CancellationToken,
+) {
+    let mut connections = JoinSet::new();
+    loop {
+        let accepted = tokio::select! {
+            () = cancel.cancelled() => return,
+            accepted = listener.accept() => accepted,
+            Some(_) = connections.join_next() => continue,
+        };
+        let (stream, peer) = match accepted {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                tracing::warn!(%error, "dns proxy accept failed");
+                continue;
+            }
+        };
+        let connection = match (peer, stream.local_addr()) {
+            (SocketAddr::V4(client), Ok(SocketAddr::V4(server))) => Connection { client, server },
+            _ => continue,
+        };
+        connections.spawn(serve_tcp_connection(
+            stream,
+            connection,
+            Arc::clone(&policies),
+        ));
+    }
+}
+
+/// One client connection over TCP: queries until the client closes, an unanswerable query or
+/// an idle minute.
+pub async fn serve_tcp_connection(
+    mut stream: TcpStream,
+    connection: Connection,
+    policies: Arc<dyn Policies>,
+) {
+    loop {
+        let query = match tokio::time::timeout(TCP_IDLE, read_message(&mut stream)).await {
+            Ok(Ok(Some(query))) => query,
+            Ok(Ok(None)) | Err(_) => return,
+            Ok(Err(error)) => {
+                tracing::debug!(client = %connection.client, %error, "dns over tcp: bad read");
                 return;
             }
+        };
+        let reply = respond(
+            connection,
+            Transport::Tcp,
+            &query,
+            &*policies,
+            async |bytes| forward_tcp(connection, bytes).await,
+        )
+        .await;
+        let Some(reply) = reply else { return };
+        if let Err(error) = write_message(&mut stream, &reply).await {
+            tracing::debug!(client = %connection.client, %error, "dns over tcp: answer not sent");
+            return;
         }
-    };
-    if let Err(error) = reply_from(server, client, &reply).await {
-        tracing::warn!(%client, %server, %error, "dns answer not delivered");
     }
+}
+
+/// Asks over TCP, from the client's address.
+async fn forward_tcp(connection: Connection, bytes: &[u8]) -> io::Result<Vec<u8>> {
+    let Connection { client, server } = connection;
+    let exchange = async {
+        let mut upstream = connect_as(client, server, upstream_mark(Direction::Egress)).await?;
+        write_message(&mut upstream, bytes).await?;
+        read_message(&mut upstream).await?.ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the server closed without answering",
+            )
+        })
+    };
+    tokio::time::timeout(UPSTREAM_TIMEOUT, exchange)
+        .await
+        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "no answer from the server"))?
+}
+
+/// One DNS message over TCP: a two-byte length, then the message (RFC 1035 4.2.2); `None` at a
+/// clean end of stream.
+async fn read_message(stream: &mut TcpStream) -> io::Result<Option<Vec<u8>>> {
+    let mut len = [0u8; 2];
+    match stream.read_exact(&mut len).await {
+        Ok(_) => {}
+        Err(error) if error.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(error) => return Err(error),
+    }
+    let mut message = vec![0u8; usize::from(u16::from_be_bytes(len))];
+    stream.read_exact(&mut message).await?;
+    Ok(Some(message))
+}
+
+async fn write_message(stream: &mut TcpStream, message: &[u8]) -> io::Result<()> {
+    let len = u16::try_from(message.len())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "a DNS message over 64 KiB"))?;
+    let mut framed = Vec::with_capacity(message.len() + 2);
+    framed.extend_from_slice(&len.to_be_bytes());
+    framed.extend_from_slice(message);
+    stream.write_all(&framed).await
 }
 
 /// Asks the server the client asked, from the client's address (its own port when free, so
 /// the answer is recognised as the proxy's on its way back).
-async fn forward(query: &Query) -> io::Result<Vec<u8>> {
-    let Connection { client, server } = query.connection;
+async fn forward_udp(connection: Connection, bytes: &[u8]) -> io::Result<Vec<u8>> {
+    let Connection { client, server } = connection;
     let mark = upstream_mark(Direction::Egress);
     let socket = match transparent_udp(client, Some(mark)) {
         Err(error) if error.kind() == io::ErrorKind::AddrInUse => {
@@ -178,7 +312,7 @@ async fn forward(query: &Query) -> io::Result<Vec<u8>> {
         result => result?,
     };
     socket.connect(server).await?;
-    socket.send(&query.bytes).await?;
+    socket.send(bytes).await?;
     let mut buf = vec![0u8; MAX_MESSAGE];
     let len = tokio::time::timeout(UPSTREAM_TIMEOUT, socket.recv(&mut buf))
         .await

@@ -22,7 +22,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::accesslog::{HttpRecord, L7Record, LogRecord, RecordType, Verdict};
+use crate::accesslog::{HttpRecord, L7Record, LogRecord, RecordType, Transport, Verdict};
 use crate::socket::connect_as;
 
 /// Envoy's body for a request the L7 rules deny (`curl` prints `Access denied`).
@@ -141,6 +141,7 @@ async fn handle(
             time: SystemTime::now(),
             source,
             destination,
+            transport: Transport::Tcp,
             l7: L7Record::Http(http.clone()),
         });
     };

@@ -21,6 +21,6 @@ pub mod plumbing;
 pub mod ports;
 mod socket;
 
-pub use dns::serve_dns;
+pub use dns::{serve_dns, serve_dns_tcp};
 pub use http::{Connection, Policies, serve_http};
 pub use ports::{Listener, ListenerKind, ListenerSocket};

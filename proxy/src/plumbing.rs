@@ -75,7 +75,7 @@ pub fn ruleset(listeners: &[(ListenerKind, u16)]) -> String {
     for (kind, port) in listeners {
         let proto = match kind.parser {
             policy::l7::L7Parser::Http => "tcp",
-            policy::l7::L7Parser::Dns => "udp",
+            policy::l7::L7Parser::Dns => "{ tcp, udp }",
         };
         rules.push_str(&format!(
             "\t\tmeta mark {:#010x} meta l4proto {proto} tproxy to {LISTEN_ADDR}:{port} meta mark set {MARK_MAGIC_TO_PROXY:#010x} accept comment \"{kind}\"\n",

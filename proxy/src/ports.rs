@@ -70,17 +70,24 @@ pub struct Listener {
     pub socket: ListenerSocket,
 }
 
-/// HTTP listens on TCP, DNS on UDP.
+/// HTTP listens on TCP; DNS on UDP and TCP on the same port, as Cilium's DNS proxy does (a
+/// resolver retries over TCP when an answer is truncated).
 #[derive(Debug)]
 pub enum ListenerSocket {
     Tcp(std::net::TcpListener),
-    Udp(std::net::UdpSocket),
+    Dns {
+        udp: std::net::UdpSocket,
+        tcp: std::net::TcpListener,
+    },
 }
 
 fn bind(kind: ListenerKind, addr: SocketAddrV4) -> io::Result<ListenerSocket> {
     match kind.parser {
         L7Parser::Http => transparent_listener(addr).map(ListenerSocket::Tcp),
-        L7Parser::Dns => transparent_udp_listener(addr).map(ListenerSocket::Udp),
+        L7Parser::Dns => Ok(ListenerSocket::Dns {
+            udp: transparent_udp_listener(addr)?,
+            tcp: transparent_listener(addr)?,
+        }),
     }
 }
 

@@ -482,10 +482,32 @@ spec:
         ),
         "denied"
     );
+    // The same over TCP, which the proxy takes on the same port (a resolver retries a
+    // truncated answer over TCP).
+    assert_eq!(
+        probe_with(
+            &node,
+            "default/mediabot",
+            dns,
+            "53/TCP",
+            &["--dns", "api.github.com"]
+        ),
+        "allowed"
+    );
+    assert_eq!(
+        probe_with(
+            &node,
+            "default/mediabot",
+            dns,
+            "53/TCP",
+            &["--dns", "support.github.com"]
+        ),
+        "denied"
+    );
     let flows = observe_until(
         &node,
         &["observe", "--pod", "default/mediabot", "--protocol", "dns"],
-        |out| out.lines().count() >= 3,
+        |out| out.lines().count() >= 6,
     );
     expect![[r#"
         TIME: default/mediabot:PORT (ID:N) -> kube-system/coredns:53 (ID:N) dns-request proxy FORWARDED (DNS Query api.github.com. A)
@@ -493,6 +515,31 @@ spec:
         TIME: default/mediabot:PORT (ID:N) -> kube-system/coredns:53 (ID:N) dns-request proxy DROPPED (DNS Query support.github.com. A)
     "#]]
     .assert_eq(&normalise(&flows));
+    // Over TCP the same three flows: the proxy answered REFUSED, not silence.
+    let json = node.myelin_ok(&[
+        "observe",
+        "--pod",
+        "default/mediabot",
+        "--protocol",
+        "dns",
+        "-o",
+        "json",
+    ]);
+    let over_tcp: Vec<String> = json
+        .lines()
+        .map(|line| serde_json::from_str::<serde_json::Value>(line).expect("a JSON line"))
+        .filter(|v| !v["flow"]["l4"]["TCP"].is_null())
+        .map(|v| v["flow"]["Summary"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(
+        over_tcp,
+        [
+            "DNS Query api.github.com. A",
+            "DNS Answer RCode: Non-Existent Domain TTL: 0 (Proxy api.github.com. A)",
+            "DNS Query support.github.com. A",
+        ],
+        "{json}"
+    );
 }
 
 fn prost_now() -> prost_types::Timestamp {

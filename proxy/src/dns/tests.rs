@@ -123,3 +123,122 @@ fn the_access_log_tells_the_question_and_the_answer() {
     let answered = answer_record(query_record(&failed), &failed.to_vec().unwrap());
     assert_eq!((answered.rcode, answered.ips.len()), (3, 0));
 }
+
+/// Allows `api.example` only; keeps what it learned and logged.
+#[derive(Default)]
+struct OnlyApi {
+    learned: Mutex<Vec<(String, Ipv4Addr)>>,
+    logged: Mutex<Vec<LogRecord>>,
+}
+
+impl Policies for OnlyApi {
+    fn allows(&self, _: Direction, _: &Connection, request: &L7Request<'_>) -> bool {
+        matches!(request, L7Request::Dns("api.example"))
+    }
+
+    fn learned(&self, names: Vec<(String, Ipv4Addr)>) -> BoxFuture<'static, ()> {
+        self.learned.lock().unwrap().extend(names);
+        Box::pin(async {})
+    }
+
+    fn log(&self, record: LogRecord) {
+        self.logged.lock().unwrap().push(record);
+    }
+}
+
+async fn read_framed(stream: &mut tokio::net::TcpStream) -> Message {
+    use tokio::io::AsyncReadExt;
+    let mut len = [0u8; 2];
+    stream.read_exact(&mut len).await.unwrap();
+    let mut bytes = vec![0u8; usize::from(u16::from_be_bytes(len))];
+    stream.read_exact(&mut bytes).await.unwrap();
+    Message::from_vec(&bytes).unwrap()
+}
+
+async fn write_framed(stream: &mut tokio::net::TcpStream, message: &Message) {
+    use tokio::io::AsyncWriteExt;
+    let bytes = message.to_vec().unwrap();
+    let mut framed = u16::try_from(bytes.len()).unwrap().to_be_bytes().to_vec();
+    framed.extend_from_slice(&bytes);
+    stream.write_all(&framed).await.unwrap();
+}
+
+#[tokio::test]
+async fn queries_over_tcp_are_decided_one_by_one_and_answers_learned() {
+    use std::net::SocketAddr;
+    use std::sync::Arc;
+    use tokio::net::{TcpListener, TcpStream};
+
+    let v4 = |addr: SocketAddr| match addr {
+        SocketAddr::V4(v4) => v4,
+        SocketAddr::V6(_) => panic!("IPv4"),
+    };
+    // The server the client asked: answers every query with 192.0.2.7.
+    let upstream = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let server = v4(upstream.local_addr().unwrap());
+    tokio::spawn(async move {
+        loop {
+            let (mut stream, _) = upstream.accept().await.unwrap();
+            tokio::spawn(async move {
+                let query = read_framed(&mut stream).await;
+                let mut answer = query.clone();
+                answer.metadata.message_type = MessageType::Response;
+                let name = query.queries[0].name.to_ascii();
+                answer.add_answer(a(&name, [192, 0, 2, 7]));
+                write_framed(&mut stream, &answer).await;
+            });
+        }
+    });
+    let front = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let front_addr = front.local_addr().unwrap();
+    let policies = Arc::new(OnlyApi::default());
+    let proxy_policies: Arc<dyn Policies> = Arc::clone(&policies) as Arc<dyn Policies>;
+    tokio::spawn(async move {
+        let (stream, peer) = front.accept().await.unwrap();
+        // TPROXY would make `server` the accepted socket's local address; here it is given.
+        let connection = Connection {
+            client: v4(peer),
+            server,
+        };
+        super::serve_tcp_connection(stream, connection, proxy_policies).await;
+    });
+
+    let mut client = TcpStream::connect(front_addr).await.unwrap();
+    write_framed(&mut client, &query("api.example.")).await;
+    let answered = read_framed(&mut client).await;
+    assert_eq!(answered.metadata.response_code, ResponseCode::NoError);
+    assert_eq!(answered.answers.len(), 1);
+    write_framed(&mut client, &query("other.example.")).await;
+    let refused = read_framed(&mut client).await;
+    assert_eq!(refused.metadata.response_code, ResponseCode::Refused);
+    assert_eq!(refused.metadata.id, 4711);
+
+    assert_eq!(
+        *policies.learned.lock().unwrap(),
+        [("api.example".to_owned(), Ipv4Addr::new(192, 0, 2, 7))]
+    );
+    let logged: Vec<String> = policies
+        .logged
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let crate::accesslog::L7Record::Dns(dns) = &r.l7 else {
+                panic!("a DNS record")
+            };
+            let towards_server = r.destination == server;
+            format!(
+                "{:?} {:?} {} {} {:?}",
+                r.r#type, r.verdict, towards_server, dns.query, dns.ips
+            )
+        })
+        .collect();
+    assert_eq!(
+        logged,
+        [
+            "Request Forwarded true api.example. []",
+            "Response Forwarded false api.example. [192.0.2.7]",
+            "Request Denied true other.example. []",
+        ]
+    );
+}

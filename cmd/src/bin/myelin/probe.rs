@@ -51,8 +51,8 @@ pub(crate) struct ProbeArgs {
     /// The HTTP Host header a TCP probe sends (default: the address probed).
     #[arg(long = "http-host")]
     http_host: Option<String>,
-    /// With a UDP port: ask this name's A records (the answer's addresses are the body; the
-    /// DNS proxy's REFUSED is denied).
+    /// Ask this name's A records, over UDP or TCP as the port says (the answer's addresses are
+    /// the body; the DNS proxy's REFUSED is denied).
     #[arg(long)]
     dns: Option<String>,
     #[arg(short = 'o', long = "output", value_enum, default_value_t = ProbeFormat::Text)]

@@ -123,7 +123,7 @@ async fn serve_ports(args: ServeArgs) -> Result<()> {
         tasks.spawn(echo(Arc::new(socket), port, Arc::clone(&zone)));
     }
     for listener in listeners {
-        tasks.spawn(serve_http(listener, Arc::clone(&pod)));
+        tasks.spawn(serve_tcp(listener, Arc::clone(&pod), Arc::clone(&zone)));
     }
     tracing::info!(
         pod = &*pod,
@@ -142,8 +142,9 @@ async fn serve_ports(args: ServeArgs) -> Result<()> {
     Ok(())
 }
 
-/// Accepts forever; each connection is served on its own task, with keep-alive.
-async fn serve_http(listener: TcpListener, pod: Arc<str>) {
+/// Accepts forever; each connection is served on its own task: HTTP with keep-alive, or DNS
+/// when its first byte cannot start a request line (a DNS message's length does not).
+async fn serve_tcp(listener: TcpListener, pod: Arc<str>, zone: Arc<dns::Zone>) {
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(accepted) => accepted,
@@ -155,7 +156,13 @@ async fn serve_http(listener: TcpListener, pod: Arc<str>) {
             }
         };
         let pod = Arc::clone(&pod);
+        let zone = Arc::clone(&zone);
         tokio::spawn(async move {
+            let mut first = [0u8; 1];
+            if matches!(stream.peek(&mut first).await, Ok(1) if !first[0].is_ascii_uppercase()) {
+                dns::serve_tcp(stream, &zone).await;
+                return;
+            }
             let service = service_fn(move |request| answer(Arc::clone(&pod), peer, request));
             let connection = http1::Builder::new().serve_connection(TokioIo::new(stream), service);
             if let Err(e) = connection.await {

@@ -74,30 +74,37 @@ impl BoundProxy {
             fqdn,
             access_log,
         });
-        self.listeners
-            .into_iter()
-            .map(|listener| {
-                let policies = Arc::clone(&policies);
-                let shutdown = shutdown.clone();
-                Ok(match listener.socket {
-                    ListenerSocket::Tcp(socket) => {
-                        let socket =
-                            tokio::net::TcpListener::from_std(socket).map_err(ProxyError::Tokio)?;
-                        tokio::spawn(proxy::serve_http(
-                            socket,
-                            listener.kind.direction,
-                            policies,
-                            shutdown,
-                        ))
-                    }
-                    ListenerSocket::Udp(socket) => {
-                        let socket =
-                            tokio::net::UdpSocket::from_std(socket).map_err(ProxyError::Tokio)?;
-                        tokio::spawn(proxy::serve_dns(socket, policies, shutdown))
-                    }
-                })
-            })
-            .collect()
+        let mut tasks = Vec::new();
+        for listener in self.listeners {
+            let shutdown = shutdown.clone();
+            match listener.socket {
+                ListenerSocket::Tcp(socket) => {
+                    let socket =
+                        tokio::net::TcpListener::from_std(socket).map_err(ProxyError::Tokio)?;
+                    tasks.push(tokio::spawn(proxy::serve_http(
+                        socket,
+                        listener.kind.direction,
+                        Arc::clone(&policies),
+                        shutdown,
+                    )));
+                }
+                ListenerSocket::Dns { udp, tcp } => {
+                    let udp = tokio::net::UdpSocket::from_std(udp).map_err(ProxyError::Tokio)?;
+                    let tcp = tokio::net::TcpListener::from_std(tcp).map_err(ProxyError::Tokio)?;
+                    tasks.push(tokio::spawn(proxy::serve_dns(
+                        udp,
+                        Arc::clone(&policies),
+                        shutdown.clone(),
+                    )));
+                    tasks.push(tokio::spawn(proxy::serve_dns_tcp(
+                        tcp,
+                        Arc::clone(&policies),
+                        shutdown,
+                    )));
+                }
+            }
+        }
+        Ok(tasks)
     }
 }
 

@@ -120,7 +120,10 @@ pub(crate) fn probe_with(
 ) -> Result<Outcome, ProbeError> {
     let addr = SocketAddr::new(ip, probe.port);
     netns::run_in(netns, || match probe.proto {
-        PROTO_TCP => Ok(tcp(addr, timeout, request)),
+        PROTO_TCP => match &request.dns {
+            Some(name) => dns_tcp(addr, timeout, name),
+            None => Ok(tcp(addr, timeout, request)),
+        },
         PROTO_UDP => match &request.dns {
             Some(name) => dns(addr, timeout, name),
             None => udp(addr, timeout),
@@ -275,25 +278,12 @@ pub(super) fn http_outcome(bytes: &[u8]) -> Outcome {
 /// Asks for `name`'s A records: an answer is allowed (its addresses are the body), `REFUSED`
 /// is what the DNS proxy answers for a name its rules deny, so it counts as denied.
 fn dns(addr: SocketAddr, timeout: Duration, name: &str) -> Result<Outcome, ProbeError> {
-    use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
-    use hickory_proto::rr::{Name, RData, RecordType};
     let socket_error = |source| ProbeError::Socket {
         proto: "udp",
         addr,
         source,
     };
-    let qname = Name::from_ascii(format!("{}.", name.trim_end_matches('.')))
-        .map_err(|e| ProbeError::DnsName(name.to_owned(), e.to_string()))?;
-    let mut query = Message::new(
-        u16::try_from(std::process::id() & 0xffff).unwrap_or(0),
-        MessageType::Query,
-        OpCode::Query,
-    );
-    query.metadata.recursion_desired = true;
-    query.add_query(Query::query(qname, RecordType::A));
-    let bytes = query
-        .to_vec()
-        .map_err(|e| ProbeError::DnsName(name.to_owned(), e.to_string()))?;
+    let bytes = dns_query(name)?;
     let socket = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0)).map_err(socket_error)?;
     if let Err(e) = socket.connect(addr) {
         return Ok(connect_failed(&e, timeout));
@@ -304,29 +294,7 @@ fn dns(addr: SocketAddr, timeout: Duration, name: &str) -> Result<Outcome, Probe
     let mut buf = vec![0; 64 * 1024];
     for _ in 0..UDP_ATTEMPTS {
         match socket.send(&bytes).and_then(|_| socket.recv(&mut buf)) {
-            Ok(n) => {
-                let Ok(answer) = Message::from_vec(&buf[..n]) else {
-                    return Ok(Outcome::new(Verdict::Allowed, "answered, not DNS"));
-                };
-                let code = answer.metadata.response_code;
-                let addresses: Vec<String> = answer
-                    .answers
-                    .iter()
-                    .filter_map(|r| match &r.data {
-                        RData::A(a) => Some(a.0.to_string()),
-                        _ => None,
-                    })
-                    .collect();
-                let verdict = if code == ResponseCode::Refused {
-                    Verdict::Denied
-                } else {
-                    Verdict::Allowed
-                };
-                return Ok(Outcome {
-                    body: Some(addresses.join(" ")),
-                    ..Outcome::new(verdict, format!("dns {code}"))
-                });
-            }
+            Ok(n) => return Ok(dns_outcome(&buf[..n])),
             Err(e) if matches!(e.kind(), ErrorKind::TimedOut | ErrorKind::WouldBlock) => {}
             Err(e) if e.kind() == ErrorKind::ConnectionRefused => {
                 return Ok(Outcome::new(Verdict::Refused, "port unreachable"));
@@ -338,6 +306,82 @@ fn dns(addr: SocketAddr, timeout: Duration, name: &str) -> Result<Outcome, Probe
         Verdict::Denied,
         format!("no answer within {}", show(timeout)),
     ))
+}
+
+/// [`dns`] over TCP (RFC 1035 4.2.2: each message after its two-byte length), as a resolver
+/// asks when an answer over UDP was truncated.
+fn dns_tcp(addr: SocketAddr, timeout: Duration, name: &str) -> Result<Outcome, ProbeError> {
+    let bytes = dns_query(name)?;
+    let mut stream = match TcpStream::connect_timeout(&addr, timeout) {
+        Ok(stream) => stream,
+        Err(e) => return Ok(connect_failed(&e, timeout)),
+    };
+    let mut exchange = || -> std::io::Result<Vec<u8>> {
+        stream.set_read_timeout(Some(timeout))?;
+        stream.set_write_timeout(Some(timeout))?;
+        let len = u16::try_from(bytes.len()).map_err(std::io::Error::other)?;
+        let mut framed = len.to_be_bytes().to_vec();
+        framed.extend_from_slice(&bytes);
+        stream.write_all(&framed)?;
+        let mut len = [0u8; 2];
+        stream.read_exact(&mut len)?;
+        let mut answer = vec![0u8; usize::from(u16::from_be_bytes(len))];
+        stream.read_exact(&mut answer)?;
+        Ok(answer)
+    };
+    Ok(match exchange() {
+        Ok(answer) => dns_outcome(&answer),
+        Err(e) if matches!(e.kind(), ErrorKind::TimedOut | ErrorKind::WouldBlock) => Outcome::new(
+            Verdict::Denied,
+            format!("no answer within {}", show(timeout)),
+        ),
+        Err(e) => Outcome::new(Verdict::Denied, format!("tcp: {e}")),
+    })
+}
+
+/// A query for `name`'s A records.
+fn dns_query(name: &str) -> Result<Vec<u8>, ProbeError> {
+    use hickory_proto::op::{Message, MessageType, OpCode, Query};
+    use hickory_proto::rr::{Name, RecordType};
+    let qname = Name::from_ascii(format!("{}.", name.trim_end_matches('.')))
+        .map_err(|e| ProbeError::DnsName(name.to_owned(), e.to_string()))?;
+    let mut query = Message::new(
+        u16::try_from(std::process::id() & 0xffff).unwrap_or(0),
+        MessageType::Query,
+        OpCode::Query,
+    );
+    query.metadata.recursion_desired = true;
+    query.add_query(Query::query(qname, RecordType::A));
+    query
+        .to_vec()
+        .map_err(|e| ProbeError::DnsName(name.to_owned(), e.to_string()))
+}
+
+/// What an answer means: `REFUSED` is denied, any other answer allowed with its addresses.
+fn dns_outcome(bytes: &[u8]) -> Outcome {
+    use hickory_proto::op::{Message, ResponseCode};
+    use hickory_proto::rr::RData;
+    let Ok(answer) = Message::from_vec(bytes) else {
+        return Outcome::new(Verdict::Allowed, "answered, not DNS");
+    };
+    let code = answer.metadata.response_code;
+    let addresses: Vec<String> = answer
+        .answers
+        .iter()
+        .filter_map(|r| match &r.data {
+            RData::A(a) => Some(a.0.to_string()),
+            _ => None,
+        })
+        .collect();
+    let verdict = if code == ResponseCode::Refused {
+        Verdict::Denied
+    } else {
+        Verdict::Allowed
+    };
+    Outcome {
+        body: Some(addresses.join(" ")),
+        ..Outcome::new(verdict, format!("dns {code}"))
+    }
 }
 
 fn udp(addr: SocketAddr, timeout: Duration) -> Result<Outcome, ProbeError> {

@@ -95,3 +95,34 @@ async fn forward(upstream: SocketAddr, datagram: &[u8]) -> std::io::Result<Vec<u
     buf.truncate(len);
     Ok(buf)
 }
+
+/// DNS over TCP on an accepted connection: each length-prefixed query answered in turn, until
+/// the client closes.
+pub(crate) async fn serve_tcp(mut stream: tokio::net::TcpStream, zone: &Zone) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    loop {
+        let mut len = [0u8; 2];
+        if stream.read_exact(&mut len).await.is_err() {
+            return;
+        }
+        let mut message = vec![0u8; usize::from(u16::from_be_bytes(len))];
+        if stream.read_exact(&mut message).await.is_err() {
+            return;
+        }
+        let Some(query) = query(&message) else {
+            tracing::debug!("not a DNS query over TCP: closing");
+            return;
+        };
+        let Some(answer) = answer(zone, &query, &message).await else {
+            return;
+        };
+        let Ok(len) = u16::try_from(answer.len()) else {
+            return;
+        };
+        let mut framed = len.to_be_bytes().to_vec();
+        framed.extend_from_slice(&answer);
+        if stream.write_all(&framed).await.is_err() {
+            return;
+        }
+    }
+}

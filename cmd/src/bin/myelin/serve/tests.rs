@@ -6,7 +6,7 @@ use std::time::Duration;
 use expect_test::expect;
 use tokio::net::{TcpListener, UdpSocket};
 
-use super::{echo, serve_http};
+use super::{echo, serve_tcp};
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
@@ -46,7 +46,7 @@ fn every_request_gets_the_pod_method_and_path_on_kept_alive_concurrent_connectio
     runtime().block_on(async {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
-        let server = tokio::spawn(serve_http(listener, "x/web".into()));
+        let server = tokio::spawn(serve_tcp(listener, "x/web".into(), Arc::default()));
         let transcript = tokio::task::spawn_blocking(move || {
             let connect = |addr: SocketAddr| {
                 let stream = TcpStream::connect(addr).expect("connect");
@@ -106,5 +106,61 @@ fn udp_ports_echo() {
         .expect("client");
         server.abort();
         assert_eq!(answers, ["ping", "pong"]);
+    });
+}
+
+#[test]
+fn tcp_ports_answer_dns_when_the_client_speaks_it() {
+    use hickory_proto::op::{Message, MessageType, OpCode, Query};
+    use hickory_proto::rr::{Name, RData, RecordType};
+    use std::io::{Read, Write};
+
+    runtime().block_on(async {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let mut zone = super::dns::Zone::default();
+        zone.records
+            .insert("api.example".to_owned(), vec![[192, 0, 2, 9].into()]);
+        let server = tokio::spawn(serve_tcp(listener, "x/dns".into(), Arc::new(zone)));
+        let answers = tokio::task::spawn_blocking(move || {
+            let mut stream = TcpStream::connect(addr).expect("connect");
+            stream
+                .set_read_timeout(Some(Duration::from_secs(5)))
+                .expect("timeout");
+            let mut answers = Vec::new();
+            for name in ["api.example.", "gone.example."] {
+                let mut query = Message::new(7, MessageType::Query, OpCode::Query);
+                query.add_query(Query::query(Name::from_ascii(name).unwrap(), RecordType::A));
+                let bytes = query.to_vec().unwrap();
+                let mut framed = u16::try_from(bytes.len()).unwrap().to_be_bytes().to_vec();
+                framed.extend_from_slice(&bytes);
+                stream.write_all(&framed).expect("send");
+                let mut len = [0u8; 2];
+                stream.read_exact(&mut len).expect("length");
+                let mut answer = vec![0u8; usize::from(u16::from_be_bytes(len))];
+                stream.read_exact(&mut answer).expect("answer");
+                let answer = Message::from_vec(&answer).expect("DNS");
+                let ips: Vec<String> = answer
+                    .answers
+                    .iter()
+                    .filter_map(|r| match &r.data {
+                        RData::A(a) => Some(a.0.to_string()),
+                        _ => None,
+                    })
+                    .collect();
+                answers.push(format!("{name} {} {ips:?}", answer.metadata.response_code));
+            }
+            answers
+        })
+        .await
+        .expect("client");
+        server.abort();
+        assert_eq!(
+            answers,
+            [
+                "api.example. No Error [\"192.0.2.9\"]",
+                "gone.example. Non-Existent Domain []"
+            ]
+        );
     });
 }
