@@ -483,6 +483,12 @@ fn prometheus_scrapes_the_agent_and_an_apply_is_traced_to_its_map_writes() {
         r#"hubble_flows_processed_total{type="PolicyVerdict",verdict="DROPPED"}"#,
         |v| v >= 1.0,
     );
+    // Hubble counts TCP flags of forwarded flows only: a SYN the policy lets through, from the
+    // node itself (`reserved:host` passes default deny, as in Cilium). Nothing listens, so
+    // the pod answers RST.
+    let _ = netns.run_in(|| {
+        TcpStream::connect_timeout(&SocketAddr::from((web, 80)), Duration::from_millis(500))
+    });
     prometheus.wait(netns, r#"hubble_tcp_flags_total{flag="SYN"}"#, |v| v >= 1.0);
 
     // The trace: the CLI's span, the agent's request, the derivation round, the bpf-policy
