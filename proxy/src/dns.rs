@@ -321,8 +321,8 @@ async fn forward_udp(connection: Connection, bytes: &[u8]) -> io::Result<Vec<u8>
     Ok(buf)
 }
 
-/// Hands the answer's IPv4 addresses, by every name they answer for, to the agent and waits
-/// until it enforces them.
+/// Hands the answer's IPv4 addresses, by every name they answer for and with their TTL, to
+/// the agent and waits until it enforces them.
 async fn learn(policies: &dyn Policies, response: &[u8]) {
     let Ok(message) = Message::from_vec(response) else {
         return;
@@ -335,15 +335,19 @@ async fn learn(policies: &dyn Policies, response: &[u8]) {
         .iter()
         .map(|q| q.name.to_lowercase().to_ascii())
         .collect();
-    let mut learned: Vec<(String, Ipv4Addr)> = Vec::new();
+    let mut learned: Vec<(String, Ipv4Addr, u32)> = Vec::new();
     for record in &message.answers {
         if let RData::A(a) = &record.data {
             // The address answers for the name asked and for any CNAME on the way to it.
             let owner = record.name.to_lowercase().to_ascii();
             for name in asked.iter().chain([&owner]) {
                 let name = name.trim_end_matches('.').to_owned();
-                if !learned.contains(&(name.clone(), a.0)) {
-                    learned.push((name, a.0));
+                match learned
+                    .iter_mut()
+                    .find(|(n, ip, _)| *n == name && *ip == a.0)
+                {
+                    Some(seen) => seen.2 = seen.2.min(record.ttl),
+                    None => learned.push((name, a.0, record.ttl)),
                 }
             }
         }

@@ -46,9 +46,10 @@ pub trait Policies: Send + Sync + 'static {
         request: &L7Request<'_>,
     ) -> bool;
 
-    /// A DNS answer the proxy let through gave these names these addresses; completes once
-    /// the datapath enforces what they mean, before the client sees the answer.
-    fn learned(&self, names: Vec<(String, Ipv4Addr)>) -> BoxFuture<'static, ()>;
+    /// A DNS answer the proxy let through gave these names these addresses for this many
+    /// seconds (name, address, TTL); completes once the datapath enforces what they mean,
+    /// before the client sees the answer.
+    fn learned(&self, names: Vec<(String, Ipv4Addr, u32)>) -> BoxFuture<'static, ()>;
 
     /// A request or response went through (or was refused); must not block.
     fn log(&self, record: LogRecord);

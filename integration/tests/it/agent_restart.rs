@@ -19,20 +19,20 @@ use crate::embedded::{Embedded, describe, examples};
 
 /// A keep-alive HTTP/1.1 connection to a pod's built-in server, opened from inside another
 /// pod's namespace (the socket stays in that namespace wherever it is used).
-struct KeepAlive {
+pub(crate) struct KeepAlive {
     stream: TcpStream,
     reader: BufReader<TcpStream>,
 }
 
 impl KeepAlive {
-    fn open(netns: &Path, to: Ipv4Addr) -> KeepAlive {
+    pub(crate) fn open(netns: &Path, to: Ipv4Addr) -> KeepAlive {
         let stream = thread::scope(|scope| {
             scope
                 .spawn(|| {
                     let file = File::open(netns).expect("open the pod's namespace");
                     setns(&file, CloneFlags::CLONE_NEWNET).expect("enter the pod's namespace");
                     TcpStream::connect_timeout(&SocketAddr::from((to, 80)), Duration::from_secs(2))
-                        .expect("connect to the deathstar")
+                        .expect("connect to port 80")
                 })
                 .join()
                 .expect("connecting thread")
@@ -49,7 +49,7 @@ impl KeepAlive {
     }
 
     /// One request on the open connection; the response body.
-    fn get(&mut self, n: usize) -> Result<String, String> {
+    pub(crate) fn get(&mut self, n: usize) -> Result<String, String> {
         let request = format!("GET /keepalive/{n} HTTP/1.1\r\nHost: deathstar\r\n\r\n");
         self.stream
             .write_all(request.as_bytes())

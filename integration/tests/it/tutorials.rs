@@ -41,7 +41,12 @@ struct World {
 impl World {
     /// Wires a namespace to the node's, owning `addresses` (and [`WORLD_SOURCE`]), with the
     /// node's default route pointing at it.
-    fn attach(node: &Embedded, addresses: &[Ipv4Addr], names: &[String]) -> World {
+    fn attach(
+        node: &Embedded,
+        addresses: &[Ipv4Addr],
+        names: &[String],
+        serve_args: &[&str],
+    ) -> World {
         let node_netns = node.instance().node_netns;
         let netns = format!("{}-world", node.name());
         let ip = |args: &[&str]| {
@@ -126,6 +131,7 @@ impl World {
                 "443",
             ])
             .args(["--udp", "53", "--netns", &format!("/run/netns/{w}")])
+            .args(serve_args)
             .args(
                 names
                     .iter()
@@ -248,6 +254,11 @@ struct Tutorial {
 
 impl Tutorial {
     fn up(example: &str) -> Tutorial {
+        Tutorial::up_with(example, &[])
+    }
+
+    /// [`Tutorial::up`] with more arguments for the world's `myelin serve`.
+    fn up_with(example: &str, world_args: &[&str]) -> Tutorial {
         let node = Embedded::up_with(
             &examples().join(example),
             // The world answers from its own address, which a resolver must ask.
@@ -282,7 +293,7 @@ impl Tutorial {
                 }
             }
         }
-        let world = World::attach(&node, &world_addresses, &world_names);
+        let world = World::attach(&node, &world_addresses, &world_names, world_args);
         Tutorial {
             node,
             world,
@@ -576,4 +587,129 @@ fn bookinfo_tutorial_steps_on_real_traffic() {
 #[test]
 fn mediabot_tutorial_steps_on_real_traffic() {
     Tutorial::up("mediabot").run("mediabot", |_| Vec::new());
+}
+
+/// What the DNS proxy learned survives the agent: after a SIGKILL and `myelin up` again, the
+/// mediabot still reaches api.github.com's address without looking it up again (the cache is
+/// read back before the derivation runs, so the pinned ipcache entry is kept, not pruned),
+/// and support.github.com's stays denied.
+#[test]
+fn learned_names_survive_an_agent_restart() {
+    let tutorial = Tutorial::up("mediabot");
+    let node = &tutorial.node;
+    node.myelin_ok(&[
+        "apply",
+        "-f",
+        &examples()
+            .join("mediabot/policy-matchname")
+            .display()
+            .to_string(),
+    ]);
+    let (api, support) = (
+        Ipv4Addr::new(140, 82, 121, 6),
+        Ipv4Addr::new(185, 199, 108, 133),
+    );
+    let (kube_dns, _) = tutorial.service("kube-system/kube-dns", 53, "UDP");
+    let probe = |to: Ipv4Addr, port: &str, extra: &[&str]| {
+        let mut args = vec![
+            "probe".to_owned(),
+            "--from".to_owned(),
+            "default/mediabot".to_owned(),
+            "--to".to_owned(),
+            to.to_string(),
+            "--port".to_owned(),
+            port.to_owned(),
+            "--timeout".to_owned(),
+            "1s".to_owned(),
+        ];
+        args.extend(extra.iter().map(|a| (*a).to_owned()));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = node.myelin(&args);
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    assert_eq!(probe(api, "443/TCP", &[]), "denied", "not looked up yet");
+    assert_eq!(
+        probe(kube_dns, "53/UDP", &["--dns", "api.github.com"]),
+        "allowed"
+    );
+    assert_eq!(probe(api, "443/TCP", &[]), "allowed", "after the lookup");
+    let cache = node.run_dir().join("state/fqdn-names");
+    let saved = std::fs::read_to_string(&cache).expect("the fqdn cache file");
+    assert!(saved.contains("140.82.121.6 api.github.com "), "{saved}");
+
+    let agent = node.instance().agent_pid;
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(agent).expect("pid"));
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL).expect("kill the agent");
+    let up = node.myelin(&[
+        "up",
+        &examples().join("mediabot").display().to_string(),
+        "--name",
+        node.name(),
+    ]);
+    assert!(up.status.success(), "restart failed: {}", describe(&up));
+    node.myelin_ok(&["status"]);
+    assert_eq!(
+        probe(api, "443/TCP", &[]),
+        "allowed",
+        "after the restart, without a new lookup"
+    );
+    assert_eq!(probe(support, "443/TCP", &[]), "denied");
+}
+
+/// A learned name holds for its answer's TTL; then it goes, unless a connection to its
+/// address is alive (Cilium's zombies): that connection carries on. Here the world answers
+/// with a 2 second TTL.
+#[test]
+fn learned_names_expire_with_their_ttl_unless_a_connection_is_alive() {
+    let tutorial = Tutorial::up_with("mediabot", &["--dns-ttl", "2"]);
+    let node = &tutorial.node;
+    node.myelin_ok(&[
+        "apply",
+        "-f",
+        &examples()
+            .join("mediabot/policy-matchname")
+            .display()
+            .to_string(),
+    ]);
+    let api = Ipv4Addr::new(140, 82, 121, 6);
+    let (kube_dns, _) = tutorial.service("kube-system/kube-dns", 53, "UDP");
+    for name in ["api.github.com", "support.github.com"] {
+        let out = node.myelin_ok(&[
+            "probe",
+            "--from",
+            "default/mediabot",
+            "--to",
+            &kube_dns.to_string(),
+            "--port",
+            "53/UDP",
+            "--dns",
+            name,
+        ]);
+        assert_eq!(out.trim(), "allowed", "{name}");
+    }
+    let (mediabot, _) = node.pod("default/mediabot");
+    let mut kept = crate::agent_restart::KeepAlive::open(&mediabot, api);
+    kept.get(1).expect("api.github.com's address is allowed");
+
+    let cache = node.run_dir().join("state/fqdn-names");
+    let read = || std::fs::read_to_string(&cache).unwrap_or_default();
+    let mut saved = read();
+    // The collector wakes at the expiry; at most 10 s.
+    for _ in 0..500 {
+        if !saved.contains("support.github.com") {
+            break;
+        }
+        crate::cni::pause();
+        saved = read();
+    }
+    assert!(
+        !saved.contains("support.github.com"),
+        "support.github.com outlived its TTL with no connection: {saved}"
+    );
+    assert!(
+        saved.contains("api.github.com"),
+        "api.github.com went while a connection to it is open: {saved}"
+    );
+    kept.get(2)
+        .expect("the open connection outlives the answer that allowed it");
 }

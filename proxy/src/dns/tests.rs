@@ -32,14 +32,14 @@ fn a_denied_query_is_refused_with_its_question() {
 }
 
 #[derive(Default)]
-struct Learned(Mutex<Vec<(String, Ipv4Addr)>>);
+struct Learned(Mutex<Vec<(String, Ipv4Addr, u32)>>);
 
 impl Policies for Learned {
     fn allows(&self, _: Direction, _: &Connection, _: &L7Request<'_>) -> bool {
         true
     }
 
-    fn learned(&self, names: Vec<(String, Ipv4Addr)>) -> BoxFuture<'static, ()> {
+    fn learned(&self, names: Vec<(String, Ipv4Addr, u32)>) -> BoxFuture<'static, ()> {
         self.0.lock().unwrap().extend(names);
         Box::pin(async {})
     }
@@ -70,10 +70,10 @@ async fn an_answer_teaches_every_name_on_the_way_to_its_addresses() {
     assert_eq!(
         learned,
         [
-            ("www.github.com".to_owned(), ip3),
-            ("github.com".to_owned(), ip3),
-            ("www.github.com".to_owned(), ip4),
-            ("github.com".to_owned(), ip4),
+            ("www.github.com".to_owned(), ip3, 60),
+            ("github.com".to_owned(), ip3, 60),
+            ("www.github.com".to_owned(), ip4, 60),
+            ("github.com".to_owned(), ip4, 60),
         ]
     );
 
@@ -127,7 +127,7 @@ fn the_access_log_tells_the_question_and_the_answer() {
 /// Allows `api.example` only; keeps what it learned and logged.
 #[derive(Default)]
 struct OnlyApi {
-    learned: Mutex<Vec<(String, Ipv4Addr)>>,
+    learned: Mutex<Vec<(String, Ipv4Addr, u32)>>,
     logged: Mutex<Vec<LogRecord>>,
 }
 
@@ -136,7 +136,7 @@ impl Policies for OnlyApi {
         matches!(request, L7Request::Dns("api.example"))
     }
 
-    fn learned(&self, names: Vec<(String, Ipv4Addr)>) -> BoxFuture<'static, ()> {
+    fn learned(&self, names: Vec<(String, Ipv4Addr, u32)>) -> BoxFuture<'static, ()> {
         self.learned.lock().unwrap().extend(names);
         Box::pin(async {})
     }
@@ -215,7 +215,7 @@ async fn queries_over_tcp_are_decided_one_by_one_and_answers_learned() {
 
     assert_eq!(
         *policies.learned.lock().unwrap(),
-        [("api.example".to_owned(), Ipv4Addr::new(192, 0, 2, 7))]
+        [("api.example".to_owned(), Ipv4Addr::new(192, 0, 2, 7), 60)]
     );
     let logged: Vec<String> = policies
         .logged

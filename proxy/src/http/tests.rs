@@ -53,7 +53,7 @@ impl Policies for GetPublic {
 
     fn learned(
         &self,
-        _: Vec<(String, std::net::Ipv4Addr)>,
+        _: Vec<(String, std::net::Ipv4Addr, u32)>,
     ) -> futures::future::BoxFuture<'static, ()> {
         Box::pin(async {})
     }

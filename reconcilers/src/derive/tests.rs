@@ -951,7 +951,7 @@ spec:
     let support = Ipv4Addr::new(185, 199, 108, 133);
     let learn = |f: &mut Fixture, ip: Ipv4Addr, name: &str, learned: bool| {
         let mut txn = f.db.write_txn(&[&f.tables.fqdn_names]);
-        let row = FqdnName::new(ip, name);
+        let row = FqdnName::new(ip, name, u64::MAX);
         if learned {
             txn.insert(&f.tables.fqdn_names, row).expect("inserted");
         } else {

@@ -73,6 +73,11 @@ struct Args {
     /// Hubble's flow metrics on the Prometheus endpoint, e.g. `drop,tcp,flow,port-distribution,icmp`.
     #[arg(long, default_value = "")]
     hubble_metrics: String,
+    /// The least time, in seconds, a DNS answer keeps its addresses in `toFQDNs` policy
+    /// (Cilium's `--tofqdns-min-ttl`; 0 honours the answers' TTLs). Past it an address stays
+    /// while a connection to it is alive.
+    #[arg(long, default_value_t = 0)]
+    tofqdns_min_ttl: u32,
 }
 
 fn main() -> Result<()> {
@@ -98,6 +103,7 @@ async fn run(args: Args) -> Result<()> {
     let proxy = BoundProxy::bind(&args.state_dir)
         .await
         .context("start the L7 proxy")?;
+    let fqdn_cache = args.state_dir.join(node::FQDN_CACHE_FILE);
     let node = Node::start(
         &db,
         objects.table().clone(),
@@ -107,6 +113,8 @@ async fn run(args: Args) -> Result<()> {
             pin_dir: &args.bpf_pin_dir,
             host_ipv4,
             proxy_ports: proxy.ports(),
+            fqdn_cache: &fqdn_cache,
+            fqdn_min_ttl: args.tofqdns_min_ttl,
         },
         &shutdown,
     )?;

@@ -28,9 +28,11 @@ use tokio_util::sync::CancellationToken;
 
 use crate::views::Tables;
 
+mod fqdn_cache;
 mod l7_proxy;
 mod metrics;
 
+pub(crate) use fqdn_cache::CACHE_FILE as FQDN_CACHE_FILE;
 pub(crate) use l7_proxy::{BoundProxy, FqdnLearner};
 pub(crate) use metrics::NodeMetrics;
 
@@ -48,6 +50,12 @@ pub(crate) enum NodeError {
     Reconcilers(#[from] reconcilers::targets::bpf::DatapathError),
     #[error("start the policy derivation")]
     Derivation(#[from] DeriveError),
+    #[error("read the fqdn cache {}", path.display())]
+    FqdnCache {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// Where the node's datapath lives and what it must know of the node.
@@ -57,6 +65,9 @@ pub(crate) struct NodeConfig<'a> {
     pub(crate) host_ipv4: Vec<Ipv4Addr>,
     /// The L7 proxy's listeners, for redirect entries.
     pub(crate) proxy_ports: ProxyPorts,
+    /// Where the DNS cache behind `toFQDNs` is kept, and its minimum TTL in seconds.
+    pub(crate) fqdn_cache: &'a Path,
+    pub(crate) fqdn_min_ttl: u32,
 }
 
 /// Waits for what the node's tables say to be in the kernel.
@@ -97,6 +108,8 @@ pub(crate) struct Node {
     pub(crate) policy_cookies: Table<PolicyCookie>,
     l7_rules: Table<reconcilers::datapath::L7RulesRow>,
     fqdn_names: Table<FqdnName>,
+    fqdn_cache: std::path::PathBuf,
+    fqdn_min_ttl: u32,
 }
 
 impl Node {
@@ -114,11 +127,27 @@ impl Node {
             pin_dir,
             host_ipv4,
             proxy_ports,
+            fqdn_cache,
+            fqdn_min_ttl,
         } = config;
         let identities = register_identities_table(db)?;
         let policy_cookies = register_policy_cookies_table(db)?;
         let l7_rules = register_l7_rules_table(db)?;
         let fqdn_names = register_fqdn_names_table(db)?;
+        // The learned names go in before the derivation starts, so its first round keeps the
+        // pinned entries of their addresses (and their connections) rather than pruning them.
+        let cached = fqdn_cache::load(fqdn_cache).map_err(|source| NodeError::FqdnCache {
+            path: fqdn_cache.to_owned(),
+            source,
+        })?;
+        let mut txn = db.write_txn(&[&fqdn_names]);
+        for row in &cached {
+            if let Err(error) = txn.insert(&fqdn_names, row.clone()) {
+                tracing::warn!(%error, name = row.name, "fqdn cache: row not restored");
+            }
+        }
+        txn.commit();
+        tracing::info!(names = cached.len(), "fqdn cache restored");
         let datapath_tables = DatapathTables::register(db)?;
         let datapath = Datapath::open(pin_dir).map_err(|source| NodeError::Datapath {
             pin_dir: pin_dir.to_owned(),
@@ -170,6 +199,17 @@ impl Node {
             &config,
             shutdown.clone(),
         )?;
+        let conntrack = datapath.conntrack().map_err(|source| NodeError::Datapath {
+            pin_dir: pin_dir.to_owned(),
+            source,
+        })?;
+        tokio::spawn(fqdn_cache::collect_garbage(
+            db.clone(),
+            fqdn_names.clone(),
+            conntrack,
+            fqdn_cache.to_owned(),
+            shutdown.clone(),
+        ));
         let reconcilers =
             spawn_datapath_reconcilers(db, &datapath_tables, datapath, None, shutdown)?;
         Ok(Node {
@@ -187,6 +227,8 @@ impl Node {
             policy_cookies,
             l7_rules,
             fqdn_names,
+            fqdn_cache: fqdn_cache.to_owned(),
+            fqdn_min_ttl,
         })
     }
 
@@ -234,6 +276,8 @@ impl Node {
         FqdnLearner {
             names: self.fqdn_names.clone(),
             enforcement: self.enforcement(),
+            path: self.fqdn_cache.clone(),
+            min_ttl: self.fqdn_min_ttl,
         }
     }
 

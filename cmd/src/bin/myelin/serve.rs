@@ -49,6 +49,9 @@ pub(crate) struct ServeArgs {
     /// Where DNS queries for other names go: IP or IP:PORT (else they get NXDOMAIN).
     #[arg(long = "dns-upstream", value_parser = dns::parse_upstream)]
     dns_upstream: Option<std::net::SocketAddr>,
+    /// The TTL, in seconds, of the answers from `--dns-record`.
+    #[arg(long = "dns-ttl", default_value_t = dns::DEFAULT_TTL)]
+    dns_ttl: u32,
 }
 
 fn pod_name(text: &str) -> Result<String, String> {
@@ -86,6 +89,7 @@ async fn serve_ports(args: ServeArgs) -> Result<()> {
     let pod: Arc<str> = args.pod.into();
     let mut zone = dns::Zone {
         upstream: args.dns_upstream,
+        ttl: args.dns_ttl,
         ..dns::Zone::default()
     };
     for (name, ip) in args.dns_records {

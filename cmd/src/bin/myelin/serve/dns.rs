@@ -11,16 +11,28 @@ use hickory_proto::rr::rdata::A;
 use hickory_proto::rr::{RData, Record, RecordType};
 use tokio::net::UdpSocket;
 
-/// The TTL of the records this server owns.
-const TTL: u32 = 60;
+/// The TTL of the records this server owns, unless told another.
+pub(crate) const DEFAULT_TTL: u32 = 60;
 const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// What the server knows: its own records and where to ask about the rest.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub(crate) struct Zone {
     /// Lowercase names without the trailing dot.
     pub(crate) records: BTreeMap<String, Vec<Ipv4Addr>>,
     pub(crate) upstream: Option<SocketAddr>,
+    /// The TTL of the answers from `records`.
+    pub(crate) ttl: u32,
+}
+
+impl Default for Zone {
+    fn default() -> Zone {
+        Zone {
+            records: BTreeMap::new(),
+            upstream: None,
+            ttl: DEFAULT_TTL,
+        }
+    }
 }
 
 /// `NAME=IP`.
@@ -64,8 +76,9 @@ pub(crate) async fn answer(zone: &Zone, query: &Message, datagram: &[u8]) -> Opt
         response.metadata.authoritative = true;
         if question.query_type == RecordType::A {
             response.add_answers(
-                ips.iter()
-                    .map(|ip| Record::from_rdata(question.name.clone(), TTL, RData::A(A(*ip)))),
+                ips.iter().map(|ip| {
+                    Record::from_rdata(question.name.clone(), zone.ttl, RData::A(A(*ip)))
+                }),
             );
         }
         return response.to_vec().ok();
