@@ -69,28 +69,39 @@ fn split_top_level(text: &str) -> Vec<&str> {
 /// parsable label with a key is the one a requirement sees, and unparsable labels are ignored.
 pub(super) fn selector_matches(selector: &Selector, strings: &[String]) -> bool {
     selector.requirements().iter().all(|req| {
+        // The key is compared before the source is parsed: most labels fail on the key.
         let found = strings
             .iter()
             .rev()
-            .find_map(|s| split_label(s).filter(|(_, key, _)| *key == req.key))
-            .filter(|(source, _, _)| req.source.selects(*source));
+            .find_map(|s| {
+                let (source, key, value) = split_label(s)?;
+                if key != req.key {
+                    return None;
+                }
+                let source = match source {
+                    Some(text) => text.parse::<Source>().ok()?,
+                    None => Source::Unspec,
+                };
+                Some((source, value))
+            })
+            .filter(|(source, _)| req.source.selects(*source));
         match &req.operator {
-            Operator::In(values) => found.is_some_and(|(_, _, value)| values.contains(value)),
-            Operator::NotIn(values) => !found.is_some_and(|(_, _, value)| values.contains(value)),
+            Operator::In(values) => found.is_some_and(|(_, value)| values.contains(value)),
+            Operator::NotIn(values) => !found.is_some_and(|(_, value)| values.contains(value)),
             Operator::Exists => found.is_some(),
             Operator::DoesNotExist => found.is_none(),
         }
     })
 }
 
-/// `source:key=value` as `Label::parse` reads it, borrowed.
-fn split_label(text: &str) -> Option<(Source, &str, &str)> {
+/// `source:key=value` split as `Label::parse` reads it, borrowed; the source unparsed.
+fn split_label(text: &str) -> Option<(Option<&str>, &str, &str)> {
     if text.is_empty() {
         return None;
     }
     let (source, rest) = match (text.find(':'), text.find('=')) {
-        (Some(c), e) if e.is_none_or(|e| c < e) => (text[..c].parse().ok()?, &text[c + 1..]),
-        _ => (Source::Unspec, text),
+        (Some(c), e) if e.is_none_or(|e| c < e) => (Some(&text[..c]), &text[c + 1..]),
+        _ => (None, text),
     };
     let (key, value) = rest.split_once('=').unwrap_or((rest, ""));
     (!key.is_empty()).then_some((source, key, value))
