@@ -391,13 +391,13 @@ impl<T: Reconcilable, O: Operations<T>> Runner<T, O> {
                 self.apply_updates(txn, std::mem::take(&mut updates), &mut stats)
                     .await;
             }
-            if deletes.len() >= self.config.batch_size {
-                self.apply_deletes(txn, std::mem::take(&mut deletes), &mut stats)
-                    .await;
-            }
         }
         self.apply_updates(txn, updates, &mut stats).await;
-        self.apply_deletes(txn, deletes, &mut stats).await;
+        // Every update of the round lands before any delete: a writer replacing entries (an
+        // allow-all for the ones it removes) never leaves a gap between them in the target.
+        for batch in deletes.chunks(self.config.batch_size.max(1)) {
+            self.apply_deletes(txn, batch.to_vec(), &mut stats).await;
+        }
         (stats, ())
     }
 

@@ -18,6 +18,7 @@ use policy::compile::{self, Context, Services};
 use policy::engine::{Delta, Engine, NamedPorts};
 use policy::identity::{Allocator, Identity, reserved_labels};
 use policy::mapstate::Key;
+use policy::rule::Direction;
 use policy::translate::Origin;
 use schema::cidr::Cidr;
 use schema::labels::{Labels, Selector};
@@ -95,6 +96,18 @@ impl Dirty {
             prefixes |= id.is_local_scope();
             self.identities.insert(*id);
         }
+        // A direction's enforcement decides its allow-all entry (see `write::wanted`), and a
+        // subject's map state coming or going may change it in both directions.
+        for id in delta.subjects_added.iter().chain(&delta.subjects_removed) {
+            self.entries
+                .extend(Direction::BOTH.map(|direction| (*id, Key::any(direction, Identity::ANY))));
+        }
+        self.entries.extend(
+            delta
+                .enforcement
+                .iter()
+                .map(|(id, direction, _)| (*id, Key::any(*direction, Identity::ANY))),
+        );
         self.subjects.extend(delta.subjects_added);
         self.subjects.extend(delta.subjects_removed);
         self.subjects

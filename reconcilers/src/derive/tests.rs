@@ -141,6 +141,26 @@ impl Fixture {
     }
 
     /// (direction, peer, proto, port, prefix) -> verdict of one endpoint's policy entries.
+    /// An endpoint's entries other than the allow-all of a direction it does not enforce.
+    fn rule_entries(&self, id: u16) -> BTreeMap<(Direction, Identity, u8, u16, u8), Verdict> {
+        let enforce = self
+            .db
+            .read_txn()
+            .get(
+                &self.tables.datapath_endpoints,
+                &crate::datapath::DATAPATH_ENDPOINT_ID,
+                &id,
+            )
+            .map_or([false, false], |e| e.object.enforce);
+        self.entries(id)
+            .into_iter()
+            .filter(|((direction, identity, proto, _, prefix), _)| {
+                enforce[direction.index()]
+                    || !(*identity == Identity::ANY && *proto == 0 && *prefix == 0)
+            })
+            .collect()
+    }
+
     fn entries(&self, id: u16) -> BTreeMap<(Direction, Identity, u8, u16, u8), Verdict> {
         let txn = self.db.read_txn();
         txn.list(&self.tables.policy_entries, &POLICY_ENTRY_ENDPOINT, &id)
@@ -290,9 +310,15 @@ fn starwars_rule1_lets_empire_ships_land_on_the_deathstar_and_not_the_xwing() {
             policy 1 ingress peer 1 proto 0 port 0/0 Allow
             policy 1 ingress peer 256 proto 6 port 80/16 Allow
             policy 1 ingress peer 257 proto 6 port 80/16 Allow
+            policy 1 egress peer 0 proto 0 port 0/0 Allow
             policy 2 ingress peer 1 proto 0 port 0/0 Allow
             policy 2 ingress peer 256 proto 6 port 80/16 Allow
             policy 2 ingress peer 257 proto 6 port 80/16 Allow
+            policy 2 egress peer 0 proto 0 port 0/0 Allow
+            policy 3 ingress peer 0 proto 0 port 0/0 Allow
+            policy 3 egress peer 0 proto 0 port 0/0 Allow
+            policy 4 ingress peer 0 proto 0 port 0/0 Allow
+            policy 4 egress peer 0 proto 0 port 0/0 Allow
         "#]],
     );
 }
@@ -374,11 +400,12 @@ fn a_new_pod_writes_only_its_rows_and_the_entries_that_select_it() {
     assert_eq!(written.identities, expected);
     assert_eq!(written.ipcache, expected);
     assert_eq!(written.datapath_endpoints, expected);
-    // One new ingress entry on each deathstar replica, nothing else.
+    // One new ingress entry on each deathstar replica, and the allow-all entries of the new
+    // pod, which enforces nothing; nothing else.
     assert_eq!(
         written.policy_entries,
         super::TableCounts {
-            written: 2,
+            written: 4,
             deleted: 0
         }
     );
@@ -445,16 +472,20 @@ fn removing_a_policy_deletes_exactly_its_entries() {
     f.round();
     let xwing_entries = f.entries(4);
     assert!(!xwing_entries.is_empty());
-    let deathstar_entries = f.entries(1).len() + f.entries(2).len();
+    let deathstar_entries = f.rule_entries(1).len() + f.rule_entries(2).len();
     let before = f.revisions();
     f.delete_object(STARWARS_RULE1);
     let written = f.round();
     assert_eq!(written.policy_entries.deleted, deathstar_entries);
-    assert_eq!(written.policy_entries.written, 0);
-    // Both deathstar replicas stop enforcing ingress.
+    // Both deathstar replicas stop enforcing ingress: each gets the ingress allow-all entry,
+    // which the policy reconciler writes before it deletes the others (updates come first),
+    // so no packet meets an enforcing endpoint without entries.
+    assert_eq!(written.policy_entries.written, 2);
     assert_eq!(written.datapath_endpoints.written, 2);
     assert_eq!(written.identities, super::TableCounts::default());
-    assert!(f.entries(1).is_empty() && f.entries(2).is_empty());
+    assert!(f.rule_entries(1).is_empty() && f.rule_entries(2).is_empty());
+    let allow_all = (Direction::Ingress, Identity::ANY, 0, 0, 0);
+    assert_eq!(f.entries(1).get(&allow_all), Some(&Verdict::Allow));
     assert_eq!(f.entries(4), xwing_entries);
     let after = f.revisions();
     let kept = before
@@ -509,7 +540,7 @@ spec:
     f.round();
     assert!(!f.entries(1).is_empty(), "rule1 still applies");
     assert!(
-        f.entries(4).is_empty(),
+        f.rule_entries(4).is_empty(),
         "the broken policy selects every pod but installs nothing"
     );
 }
@@ -526,6 +557,8 @@ fn an_endpoint_whose_pod_is_unknown_gets_init_until_the_pod_arrives() {
             identity 5 reserved:init local
             ipcache Primary 10.244.1.7/32 -> 5
             endpoint 7 10.244.1.7 lxc7 identity 5 enforce [false, false]
+            policy 7 ingress peer 0 proto 0 port 0/0 Allow
+            policy 7 egress peer 0 proto 0 port 0/0 Allow
         "#]],
     );
     f.apply(&pod_yaml("late", "{app: late}"));
@@ -537,6 +570,8 @@ fn an_endpoint_whose_pod_is_unknown_gets_init_until_the_pod_arrives() {
             identity 256 k8s:app=late,k8s:io.cilium.k8s.namespace.labels.kubernetes.io/metadata.name=default,k8s:io.cilium.k8s.policy.cluster=default,k8s:io.cilium.k8s.policy.serviceaccount=default,k8s:io.kubernetes.pod.namespace=default local
             ipcache Primary 10.244.1.7/32 -> 256
             endpoint 7 10.244.1.7 lxc7 identity 256 enforce [false, false]
+            policy 7 ingress peer 0 proto 0 port 0/0 Allow
+            policy 7 egress peer 0 proto 0 port 0/0 Allow
         "#]],
     );
 }

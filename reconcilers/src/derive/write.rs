@@ -154,11 +154,7 @@ impl Writer<'_> {
             self.insert(&table, want, Counter::DatapathEndpoints);
         }
         for (identity, key) in &dirty.entries {
-            let verdict = self
-                .model
-                .engine
-                .map_state(*identity)
-                .and_then(|m| m.get(key));
+            let verdict = wanted(self.model.engine.map_state(*identity), key);
             let endpoints: Vec<u16> = endpoints
                 .endpoints_of(*identity)
                 .filter(|endpoint| !resync.contains(endpoint))
@@ -360,10 +356,22 @@ impl Writer<'_> {
 
     /// Makes one endpoint's entries exactly its identity's map state (none without one).
     fn resync_entries(&mut self, endpoint: u16, identity: Option<Identity>) {
-        let want: BTreeMap<Key, Verdict> = identity
-            .and_then(|id| self.model.engine.map_state(id))
-            .map(|m| m.entries().map(|(k, v)| (*k, *v)).collect())
-            .unwrap_or_default();
+        let want: BTreeMap<Key, Verdict> = match identity {
+            Some(id) => {
+                let map = self.model.engine.map_state(id);
+                let mut want: BTreeMap<Key, Verdict> = map
+                    .map(|m| m.entries().map(|(k, v)| (*k, *v)).collect())
+                    .unwrap_or_default();
+                for direction in Direction::BOTH {
+                    let key = Key::any(direction, Identity::ANY);
+                    if let Some(verdict) = wanted(map, &key) {
+                        want.insert(key, verdict);
+                    }
+                }
+                want
+            }
+            None => BTreeMap::new(),
+        };
         let have: Vec<Arc<PolicyEntry>> = self
             .txn
             .list(
@@ -438,6 +446,20 @@ enum Counter {
 }
 
 /// Equal but for the status, which belongs to the reconciler.
+/// The verdict an endpoint's policy map holds at `key`: its map state's, and in a direction
+/// the endpoint does not enforce an allow-all entry, as Cilium writes one
+/// (`AllowAllIdentities`). The datapath does not look at the map in that direction, but the
+/// entry makes turning enforcement off safe in any order: the policy reconciler writes it
+/// before it deletes the entries that no longer apply, so packets meeting the endpoint while
+/// it still enforces are allowed, not dropped for want of an entry.
+fn wanted(map: Option<&policy::mapstate::MapState>, key: &Key) -> Option<Verdict> {
+    let enforced = map.is_some_and(|m| m.is_enforced(key.direction));
+    if !enforced && *key == Key::any(key.direction, Identity::ANY) {
+        return Some(Verdict::Allow);
+    }
+    map.and_then(|m| m.get(key))
+}
+
 fn same_endpoint(a: &DatapathEndpoint, b: &DatapathEndpoint) -> bool {
     a.endpoint_id == b.endpoint_id
         && a.ipv4 == b.ipv4

@@ -118,6 +118,10 @@ fn item(name: &str, value: u32) -> Item {
 
 impl Harness {
     fn start(init: bool) -> (Harness, Option<statedb::Initializer>) {
+        Harness::start_with(init, Config::new("test").batch_size)
+    }
+
+    fn start_with(init: bool, batch_size: usize) -> (Harness, Option<statedb::Initializer>) {
         let db = Db::new();
         let table = db.register_table(TableSchema::new("items", NAME)).unwrap();
         let initializer = init.then(|| {
@@ -135,6 +139,7 @@ impl Harness {
             fake.clone(),
             Config {
                 causes: causes.clone(),
+                batch_size,
                 ..Config::new("test")
             },
             cancel.clone(),
@@ -214,6 +219,32 @@ async fn applies_only_what_changed() {
     // Status writes are changes too, but never trigger another operation.
     tokio::time::sleep(Duration::from_secs(1)).await;
     h.check(expect![""]);
+    h.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_round_applies_every_update_before_any_delete() {
+    // Batches of two: the three deletes fill a batch before the update comes along.
+    let (h, _) = Harness::start_with(false, 2);
+    h.write(|w| {
+        for name in ["a", "b", "c"] {
+            w.insert(&h.table, item(name, 1)).unwrap();
+        }
+    })
+    .await;
+    h.fake.take_log();
+    h.write(|w| {
+        for name in ["a", "b", "c"] {
+            w.delete(&h.table, &item(name, 0)).unwrap();
+        }
+        w.insert(&h.table, item("z", 1)).unwrap();
+    })
+    .await;
+    h.check(expect![[r#"
+        update(z=1)
+        delete(a)
+        delete(b)
+        delete(c)"#]]);
     h.stop().await;
 }
 
