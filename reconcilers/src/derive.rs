@@ -33,6 +33,7 @@ use crate::datapath::{
 };
 use crate::endpoints::{Endpoint, register_endpoints_table};
 use crate::fqdn::{FqdnName, register_fqdn_names_table};
+use crate::node_addresses::{NodeAddress, register_node_addresses_table};
 use crate::objects::{StoredObject, register_objects_table};
 use model::Model;
 use write::{Cookies, EndpointIdentities, Writer};
@@ -54,10 +55,12 @@ pub struct DeriveTables {
     pub l7_rules: Table<L7RulesRow>,
     /// Input: what DNS answers told the node.
     pub fqdn_names: Table<FqdnName>,
+    /// Input: the node's own addresses (`reserved:host`), besides `DeriveConfig::host_ipv4`.
+    pub node_addresses: Table<NodeAddress>,
 }
 
 impl DeriveTables {
-    /// Registers all nine tables.
+    /// Registers all ten tables.
     pub fn register(db: &Db) -> Result<DeriveTables, statedb::Error> {
         Ok(DeriveTables {
             objects: register_objects_table(db)?,
@@ -69,6 +72,7 @@ impl DeriveTables {
             policy_cookies: register_policy_cookies_table(db)?,
             l7_rules: register_l7_rules_table(db)?,
             fqdn_names: register_fqdn_names_table(db)?,
+            node_addresses: register_node_addresses_table(db)?,
         })
     }
 }
@@ -132,6 +136,7 @@ pub struct Derived {
     pub objects: Revision,
     pub endpoints: Revision,
     pub fqdn_names: Revision,
+    pub node_addresses: Revision,
 }
 
 /// A handle to the running derivation.
@@ -140,6 +145,7 @@ pub struct Derivation {
     objects: Table<StoredObject>,
     endpoints: Table<Endpoint>,
     fqdn_names: Table<FqdnName>,
+    node_addresses: Table<NodeAddress>,
     derived: tokio::sync::watch::Receiver<Derived>,
 }
 
@@ -159,6 +165,7 @@ impl Derivation {
             objects: tables.objects,
             endpoints: tables.endpoints,
             fqdn_names: tables.fqdn_names,
+            node_addresses: tables.node_addresses,
             derived: rx,
         };
         Ok((handle, task))
@@ -176,6 +183,7 @@ impl Derivation {
             objects: txn.revision(&self.objects),
             endpoints: txn.revision(&self.endpoints),
             fqdn_names: txn.revision(&self.fqdn_names),
+            node_addresses: txn.revision(&self.node_addresses),
         };
         let mut rx = self.derived.clone();
         async move {
@@ -185,6 +193,7 @@ impl Derivation {
                     d.objects >= want.objects
                         && d.endpoints >= want.endpoints
                         && d.fqdn_names >= want.fqdn_names
+                        && d.node_addresses >= want.node_addresses
                 })
                 .await;
         }
@@ -222,6 +231,7 @@ struct Deriver {
     objects: Changes<StoredObject>,
     endpoints: Changes<Endpoint>,
     fqdn_names: Changes<FqdnName>,
+    node_addresses: Changes<NodeAddress>,
     model: Model,
     written: EndpointIdentities,
     cookies: Cookies,
@@ -279,6 +289,7 @@ impl Deriver {
             objects: tables.objects.changes(),
             endpoints: tables.endpoints.changes(),
             fqdn_names: tables.fqdn_names.changes(),
+            node_addresses: tables.node_addresses.changes(),
             model: Model::new(config),
             written: EndpointIdentities::default(),
             cookies: Cookies::default(),
@@ -301,6 +312,7 @@ impl Deriver {
             objects: txn.revision(&self.tables.objects),
             endpoints: txn.revision(&self.tables.endpoints),
             fqdn_names: txn.revision(&self.tables.fqdn_names),
+            node_addresses: txn.revision(&self.tables.node_addresses),
         };
         let objects_from = self.objects.position();
         let causes = self.causes.objects.take(objects_from, derived.objects);
@@ -339,8 +351,13 @@ impl Deriver {
             self.model
                 .apply_fqdn(change.object.ipv4, &change.object.name, !change.deleted);
         }
+        let (changes, addresses_watch) = self.node_addresses.next(&txn);
+        for change in changes {
+            self.model
+                .apply_host_address(change.object.ipv4, !change.deleted);
+        }
         let dirty = self.model.settle();
-        let mut watches = vec![objects_watch, endpoints_watch, fqdn_watch];
+        let mut watches = vec![objects_watch, endpoints_watch, fqdn_watch, addresses_watch];
         let (objects_ready, objects_init) = txn.initialized_watch(&self.tables.objects);
         let (endpoints_ready, endpoints_init) = txn.initialized_watch(&self.tables.endpoints);
         let inputs_ready = objects_ready && endpoints_ready;

@@ -8,6 +8,7 @@ pub mod derive;
 pub mod endpoints;
 pub mod fqdn;
 pub mod l7;
+pub mod node_addresses;
 pub mod objects;
 pub mod operations;
 pub mod reconciler;

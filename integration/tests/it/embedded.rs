@@ -214,3 +214,93 @@ fn a_failed_up_leaves_nothing_behind() {
     assert_eq!(node.netns_left(), Vec::<String>::new());
     assert!(!node.run_dir.exists(), "{} is left", node.run_dir.display());
 }
+
+/// An address added to the node after the agent started is `reserved:host` too, as Cilium's
+/// host endpoint follows the node's devices: a connection from it reaches the deathstar under
+/// rule1 (the host passes default deny), and once the address is removed it is the world's.
+#[test]
+fn addresses_added_to_the_node_later_are_the_host() {
+    use std::net::{Ipv4Addr, SocketAddr};
+    use std::time::Duration;
+
+    let node = Embedded::up("starwars");
+    node.myelin_ok(&[
+        "apply",
+        "-f",
+        &examples().join("starwars/policy").display().to_string(),
+    ]);
+    let instance = node.instance();
+    let (_, deathstar) = node.pod("default/deathstar-c74d84667-cx5kp");
+    let added = Ipv4Addr::new(192, 0, 2, 77);
+    let ip = |verb: &str| {
+        let out = Command::new("ip")
+            .args([
+                "-n",
+                &instance.node_netns,
+                "addr",
+                verb,
+                "192.0.2.77/32",
+                "dev",
+                "lo",
+            ])
+            .output()
+            .expect("run ip");
+        assert!(out.status.success(), "ip addr {verb}: {}", describe(&out));
+    };
+    let identity = || {
+        bpf::Datapath::open(&instance.pin_dir)
+            .and_then(|d| d.ipcache())
+            .and_then(|c| c.lookup(added))
+            .expect("read the pinned ipcache")
+            .map(|v| v.identity)
+    };
+    // A connection from the node's namespace with the added address as its source.
+    let connect = || {
+        let netns = Path::new("/run/netns").join(&instance.node_netns);
+        std::thread::scope(|scope| {
+            scope
+                .spawn(|| {
+                    let file = std::fs::File::open(&netns).expect("open the node's namespace");
+                    nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET)
+                        .expect("enter the node's namespace");
+                    let socket =
+                        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
+                            .expect("socket");
+                    socket
+                        .bind(&SocketAddr::from((added, 0)).into())
+                        .expect("bind the added address");
+                    socket
+                        .connect_timeout(
+                            &SocketAddr::from((deathstar, 80)).into(),
+                            Duration::from_millis(500),
+                        )
+                        .is_ok()
+                })
+                .join()
+                .expect("connecting thread")
+        })
+    };
+    let eventually = |what: &str, ok: &dyn Fn() -> bool| {
+        for _ in 0..250 {
+            if ok() {
+                return;
+            }
+            crate::cni::pause();
+        }
+        panic!("{what}: not within 5 s");
+    };
+
+    ip("add");
+    eventually("the added address is reserved:host in the ipcache", &|| {
+        identity() == Some(1)
+    });
+    assert!(
+        connect(),
+        "the node's new address cannot reach the deathstar"
+    );
+
+    ip("del");
+    eventually("the removed address is no longer the host", &|| {
+        identity() != Some(1)
+    });
+}

@@ -318,6 +318,16 @@ impl Model {
     }
 
     /// A DNS answer gave `name` the address `ipv4` (`learned`), or that answer expired.
+    /// One of the node's own addresses came or went: `reserved:host` in the ipcache.
+    pub(super) fn apply_host_address(&mut self, ipv4: Ipv4Addr, present: bool) {
+        let prefix = Cidr::host(IpAddr::V4(ipv4));
+        let keys = self.claims.set(
+            Claim::Host(ipv4),
+            present.then_some((IpcacheKind::Primary, prefix, Identity::HOST)),
+        );
+        self.dirty.ipcache.extend(keys);
+    }
+
     pub(super) fn apply_fqdn(&mut self, ipv4: Ipv4Addr, name: &str, learned: bool) {
         let delta = if learned {
             self.engine.learn_fqdn(name, IpAddr::V4(ipv4))

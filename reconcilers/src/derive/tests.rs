@@ -1024,3 +1024,32 @@ spec:
         "no entry for the forgotten address's identity"
     );
 }
+
+#[test]
+fn node_addresses_are_the_host_while_they_last() {
+    use crate::node_addresses::NodeAddress;
+    let mut f = Fixture::new();
+    f.round();
+    let added = Ipv4Addr::new(192, 0, 2, 77);
+    let host_entry = |f: &Fixture| {
+        f.show()
+            .lines()
+            .any(|l| l == "ipcache Primary 192.0.2.77/32 -> 1")
+    };
+    let write = |f: &mut Fixture, present: bool| {
+        let mut txn = f.db.write_txn(&[&f.tables.node_addresses]);
+        let row = NodeAddress { ipv4: added };
+        if present {
+            txn.insert(&f.tables.node_addresses, row).expect("inserted");
+        } else {
+            txn.delete(&f.tables.node_addresses, &row).expect("deleted");
+        }
+        txn.commit();
+        f.round();
+    };
+    assert!(!host_entry(&f));
+    write(&mut f, true);
+    assert!(host_entry(&f), "{}", f.show());
+    write(&mut f, false);
+    assert!(!host_entry(&f), "{}", f.show());
+}

@@ -15,7 +15,6 @@ mod store;
 mod testdir;
 mod views;
 
-use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -98,8 +97,8 @@ async fn run(args: Args) -> Result<()> {
     let objects = Objects::open(&db, &args.state_dir)
         .with_context(|| format!("restore objects from {}", args.state_dir.display()))?;
     let shutdown = CancellationToken::new();
-    let host_ipv4 = host_addresses(&args.pod_cidr);
-    tracing::info!(addresses = ?host_ipv4, "the node's own addresses are reserved:host");
+    let router = router_address(&args.pod_cidr);
+    tracing::info!(%router, "the router address and the node's addresses are reserved:host");
     let proxy = BoundProxy::bind(&args.state_dir)
         .await
         .context("start the L7 proxy")?;
@@ -111,7 +110,7 @@ async fn run(args: Args) -> Result<()> {
         agent.endpoints_table().clone(),
         NodeConfig {
             pin_dir: &args.bpf_pin_dir,
-            host_ipv4,
+            router,
             proxy_ports: proxy.ports(),
             fqdn_cache: &fqdn_cache,
             fqdn_min_ttl: args.tofqdns_min_ttl,
@@ -228,22 +227,12 @@ async fn run(args: Args) -> Result<()> {
     Ok(())
 }
 
-/// The node's own IPv4 addresses, `reserved:host` to the datapath as in Cilium: the router
-/// address of the pod CIDR (its first host address, which `myelin up` puts on the node's
-/// loopback as Cilium does on `cilium_host`) and every address the agent's
-/// namespace has at start, loopback aside. Addresses added later are not followed.
-fn host_addresses(pod_cidr: &Cidr) -> Vec<Ipv4Addr> {
-    let mut out = BTreeSet::new();
-    if let IpAddr::V4(network) = pod_cidr.network().addr() {
-        out.insert(Ipv4Addr::from(u32::from(network).saturating_add(1)));
+/// The pod CIDR's first host address: the node's own on the pods' side (`myelin up` puts it
+/// on the node's loopback, as Cilium puts it on `cilium_host`), `reserved:host` to the
+/// datapath like every other address of the node, which the agent follows as they change.
+fn router_address(pod_cidr: &Cidr) -> Ipv4Addr {
+    match pod_cidr.network().addr() {
+        IpAddr::V4(network) => Ipv4Addr::from(u32::from(network).saturating_add(1)),
+        IpAddr::V6(_) => Ipv4Addr::UNSPECIFIED,
     }
-    match nix::ifaddrs::getifaddrs() {
-        Ok(addresses) => out.extend(
-            addresses
-                .filter_map(|a| a.address?.as_sockaddr_in().map(|sin| sin.ip()))
-                .filter(|ip| !ip.is_loopback()),
-        ),
-        Err(error) => tracing::warn!(%error, "cannot list the node's addresses"),
-    }
-    out.into_iter().collect()
 }

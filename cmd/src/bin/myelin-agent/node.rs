@@ -18,6 +18,7 @@ use reconcilers::derive::{Derivation, DeriveCauses, DeriveConfig, DeriveError, D
 use reconcilers::endpoints::Endpoint;
 use reconcilers::fqdn::{FqdnName, register_fqdn_names_table};
 use reconcilers::l7::L7Tables;
+use reconcilers::node_addresses::register_node_addresses_table;
 use reconcilers::objects::StoredObject;
 use reconcilers::reconciler::{Health, Reconciler};
 use reconcilers::targets::bpf::{DatapathReconcilers, DatapathTables, spawn_datapath_reconcilers};
@@ -28,6 +29,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::views::Tables;
 
+mod addresses;
 mod fqdn_cache;
 mod l7_proxy;
 mod metrics;
@@ -50,6 +52,8 @@ pub(crate) enum NodeError {
     Reconcilers(#[from] reconcilers::targets::bpf::DatapathError),
     #[error("start the policy derivation")]
     Derivation(#[from] DeriveError),
+    #[error("follow the node's addresses")]
+    Addresses(#[source] std::io::Error),
     #[error("read the fqdn cache {}", path.display())]
     FqdnCache {
         path: std::path::PathBuf,
@@ -61,8 +65,9 @@ pub(crate) enum NodeError {
 /// Where the node's datapath lives and what it must know of the node.
 pub(crate) struct NodeConfig<'a> {
     pub(crate) pin_dir: &'a Path,
-    /// The node's own addresses (`reserved:host`).
-    pub(crate) host_ipv4: Vec<Ipv4Addr>,
+    /// The pod CIDR's router address, `reserved:host` whether configured or not; the
+    /// namespace's other addresses are followed as they come and go.
+    pub(crate) router: Ipv4Addr,
     /// The L7 proxy's listeners, for redirect entries.
     pub(crate) proxy_ports: ProxyPorts,
     /// Where the DNS cache behind `toFQDNs` is kept, and its minimum TTL in seconds.
@@ -125,7 +130,7 @@ impl Node {
     ) -> Result<Node, NodeError> {
         let NodeConfig {
             pin_dir,
-            host_ipv4,
+            router,
             proxy_ports,
             fqdn_cache,
             fqdn_min_ttl,
@@ -148,6 +153,9 @@ impl Node {
         }
         txn.commit();
         tracing::info!(names = cached.len(), "fqdn cache restored");
+        let node_addresses = register_node_addresses_table(db)?;
+        let _follower = addresses::follow(db, &node_addresses, router, shutdown)
+            .map_err(NodeError::Addresses)?;
         let datapath_tables = DatapathTables::register(db)?;
         let datapath = Datapath::open(pin_dir).map_err(|source| NodeError::Datapath {
             pin_dir: pin_dir.to_owned(),
@@ -172,7 +180,7 @@ impl Node {
             "identities of the pinned ipcache kept for their pods and prefixes"
         );
         let config = DeriveConfig {
-            host_ipv4,
+            host_ipv4: vec![router],
             restored,
             restored_prefixes,
             proxy_ports,
@@ -195,6 +203,7 @@ impl Node {
                 policy_cookies: policy_cookies.clone(),
                 l7_rules: l7_rules.clone(),
                 fqdn_names: fqdn_names.clone(),
+                node_addresses,
             },
             &config,
             shutdown.clone(),
