@@ -484,11 +484,29 @@ fn prometheus_scrapes_the_agent_and_an_apply_is_traced_to_its_map_writes() {
         |v| v >= 1.0,
     );
     // Hubble counts TCP flags of forwarded flows only: a SYN the policy lets through, from the
-    // node itself (`reserved:host` passes default deny, as in Cilium). Nothing listens, so
-    // the pod answers RST.
-    let _ = netns.run_in(|| {
-        TcpStream::connect_timeout(&SocketAddr::from((web, 80)), Duration::from_millis(500))
+    // node itself (`reserved:host` passes default deny, as in Cilium). The node's namespace
+    // has no address of its own here, so it gets the pod CIDR's router address, as `myelin
+    // up` gives it. Nothing listens on the pod, which answers RST.
+    let out = Command::new("ip")
+        .args([
+            "-n",
+            netns.name(),
+            "addr",
+            "add",
+            "10.244.0.1/32",
+            "dev",
+            "lo",
+        ])
+        .output()
+        .expect("run ip");
+    assert!(out.status.success(), "ip addr add: {out:?}");
+    let answered = netns.run_in(|| {
+        TcpStream::connect_timeout(&SocketAddr::from((web, 80)), Duration::from_secs(2))
     });
+    assert!(
+        matches!(&answered, Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused),
+        "the node's SYN should meet the pod's RST: {answered:?}"
+    );
     prometheus.wait(netns, r#"hubble_tcp_flags_total{flag="SYN"}"#, |v| v >= 1.0);
 
     // The trace: the CLI's span, the agent's request, the derivation round, the bpf-policy
