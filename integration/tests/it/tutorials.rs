@@ -640,6 +640,20 @@ fn learned_names_survive_an_agent_restart() {
     let agent = node.instance().agent_pid;
     let pid = nix::unistd::Pid::from_raw(i32::try_from(agent).expect("pid"));
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL).expect("kill the agent");
+    // SIGKILL lands asynchronously; `up` restarts only an agent that is gone.
+    let gone = || {
+        std::fs::read_to_string(format!("/proc/{agent}/stat")).map_or(true, |stat| {
+            stat.rsplit_once(')')
+                .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'))
+        })
+    };
+    for _ in 0..250 {
+        if gone() {
+            break;
+        }
+        crate::cni::pause();
+    }
+    assert!(gone(), "the agent outlived SIGKILL for 5 s");
     let up = node.myelin(&[
         "up",
         &examples().join("mediabot").display().to_string(),
