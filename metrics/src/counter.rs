@@ -1,10 +1,10 @@
 //! Counters that components increment as events happen.
 
-use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::Collect;
+use crate::children::Children;
 use crate::text::{Encoder, Kind};
 
 /// One counter of a [`CounterVec`]: keep it where the events happen, so counting is one atomic
@@ -35,8 +35,7 @@ pub struct CounterVec {
 struct Inner {
     name: &'static str,
     help: &'static str,
-    labels: &'static [&'static str],
-    counters: Mutex<BTreeMap<Vec<String>, Counter>>,
+    counters: Children<Counter>,
 }
 
 impl CounterVec {
@@ -49,8 +48,7 @@ impl CounterVec {
             inner: Arc::new(Inner {
                 name,
                 help,
-                labels,
-                counters: Mutex::new(BTreeMap::new()),
+                counters: Children::new(labels),
             }),
         }
     }
@@ -58,41 +56,19 @@ impl CounterVec {
     /// The counter for these label values, one per label name, in order (missing values are
     /// empty, extra ones ignored).
     pub fn with(&self, values: &[&str]) -> Counter {
-        let key: Vec<String> = (0..self.inner.labels.len())
-            .map(|i| values.get(i).copied().unwrap_or_default().to_owned())
-            .collect();
-        self.inner
-            .counters
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .entry(key)
-            .or_default()
-            .clone()
+        self.inner.counters.get(values, Counter::default)
     }
 }
 
 impl Collect for CounterVec {
     fn collect(&self, out: &mut Encoder) {
-        let counters = self
-            .inner
-            .counters
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone();
         let mut family = out.family(self.inner.name, self.inner.help, Kind::Counter);
-        for (values, counter) in &counters {
-            let labels: Vec<(&str, &str)> = self
-                .inner
-                .labels
-                .iter()
-                .copied()
-                .zip(values.iter().map(String::as_str))
-                .collect();
+        self.inner.counters.each(|labels, counter| {
             #[expect(
                 clippy::cast_precision_loss,
                 reason = "the format's values are floats; counts below 2^53 are exact"
             )]
-            family.sample(&labels, counter.get() as f64);
-        }
+            family.sample(labels, counter.get() as f64);
+        });
     }
 }

@@ -1,9 +1,9 @@
 //! Histograms that components observe into as events happen.
 
-use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::Collect;
+use crate::children::Children;
 use crate::text::{Encoder, Histogram as Figures, Kind};
 
 /// Prometheus' default buckets (`prometheus.DefBuckets`), in seconds.
@@ -63,9 +63,8 @@ pub struct HistogramVec {
 struct Inner {
     name: &'static str,
     help: &'static str,
-    labels: &'static [&'static str],
     bounds: &'static [f64],
-    histograms: Mutex<BTreeMap<Vec<String>, Histogram>>,
+    histograms: Children<Histogram>,
 }
 
 impl HistogramVec {
@@ -79,9 +78,8 @@ impl HistogramVec {
             inner: Arc::new(Inner {
                 name,
                 help,
-                labels,
                 bounds,
-                histograms: Mutex::new(BTreeMap::new()),
+                histograms: Children::new(labels),
             }),
         }
     }
@@ -89,39 +87,18 @@ impl HistogramVec {
     /// The histogram for these label values, one per label name, in order (missing values are
     /// empty, extra ones ignored).
     pub fn with(&self, values: &[&str]) -> Histogram {
-        let key: Vec<String> = (0..self.inner.labels.len())
-            .map(|i| values.get(i).copied().unwrap_or_default().to_owned())
-            .collect();
-        self.inner
-            .histograms
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .entry(key)
-            .or_insert_with(|| Histogram::new(self.inner.bounds))
-            .clone()
+        let bounds = self.inner.bounds;
+        self.inner.histograms.get(values, || Histogram::new(bounds))
     }
 }
 
 impl Collect for HistogramVec {
     fn collect(&self, out: &mut Encoder) {
-        let histograms = self
-            .inner
-            .histograms
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone();
         let mut family = out.family(self.inner.name, self.inner.help, Kind::Histogram);
-        for (values, histogram) in &histograms {
-            let labels: Vec<(&str, &str)> = self
-                .inner
-                .labels
-                .iter()
-                .copied()
-                .zip(values.iter().map(String::as_str))
-                .collect();
+        self.inner.histograms.each(|labels, histogram| {
             let state = histogram.snapshot();
             family.histogram(
-                &labels,
+                labels,
                 Figures {
                     bounds: self.inner.bounds,
                     counts: &state.counts,
@@ -129,6 +106,6 @@ impl Collect for HistogramVec {
                     count: state.count,
                 },
             );
-        }
+        });
     }
 }

@@ -6,6 +6,7 @@
 //! they happen (flows, drops) go to [`CounterVec`]s and [`HistogramVec`]s it asked the registry for at startup, so
 //! that component needs to know nothing about HTTP or the format.
 
+mod children;
 mod counter;
 mod histogram;
 #[cfg(test)]

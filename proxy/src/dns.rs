@@ -176,12 +176,18 @@ async fn respond(
     }
     match forward(bytes).await {
         Ok(response) => {
-            learn(policies, &response).await;
-            log(
-                RecordType::Response,
-                Verdict::Forwarded,
-                answer_record(asked, &response),
-            );
+            // Parsed once for both: what the answer teaches and what the access log says.
+            match Message::from_vec(&response) {
+                Ok(message) => {
+                    learn(policies, &message).await;
+                    log(
+                        RecordType::Response,
+                        Verdict::Forwarded,
+                        answer_record(asked, &message),
+                    );
+                }
+                Err(_) => log(RecordType::Response, Verdict::Forwarded, asked),
+            }
             Some(response)
         }
         Err(error) => {
@@ -201,30 +207,10 @@ pub async fn serve_dns_tcp(
     policies: Arc<dyn Policies>,
     cancel: CancellationToken,
 ) {
-    let mut connections = JoinSet::new();
-    loop {
-        let accepted = tokio::select! {
-            () = cancel.cancelled() => return,
-            accepted = listener.accept() => accepted,
-            Some(_) = connections.join_next() => continue,
-        };
-        let (stream, peer) = match accepted {
-            Ok(accepted) => accepted,
-            Err(error) => {
-                tracing::warn!(%error, "dns proxy accept failed");
-                continue;
-            }
-        };
-        let connection = match (peer, stream.local_addr()) {
-            (SocketAddr::V4(client), Ok(SocketAddr::V4(server))) => Connection { client, server },
-            _ => continue,
-        };
-        connections.spawn(serve_tcp_connection(
-            stream,
-            connection,
-            Arc::clone(&policies),
-        ));
-    }
+    crate::socket::accept_redirected(listener, cancel, |stream, connection| {
+        serve_tcp_connection(stream, connection, Arc::clone(&policies))
+    })
+    .await;
 }
 
 /// One client connection over TCP: queries until the client closes, an unanswerable query or
@@ -323,10 +309,7 @@ async fn forward_udp(connection: Connection, bytes: &[u8]) -> io::Result<Vec<u8>
 
 /// Hands the answer's IPv4 addresses, by every name they answer for and with their TTL, to
 /// the agent and waits until it enforces them.
-async fn learn(policies: &dyn Policies, response: &[u8]) {
-    let Ok(message) = Message::from_vec(response) else {
-        return;
-    };
+async fn learn(policies: &dyn Policies, message: &Message) {
     if message.metadata.response_code != ResponseCode::NoError {
         return;
     }
@@ -376,10 +359,7 @@ fn query_record(request: &Message) -> DnsRecord {
 
 /// `asked` completed with what the answer says: its code, addresses (with their lowest TTL),
 /// CNAME targets and record types.
-fn answer_record(asked: DnsRecord, response: &[u8]) -> DnsRecord {
-    let Ok(message) = Message::from_vec(response) else {
-        return asked;
-    };
+fn answer_record(asked: DnsRecord, message: &Message) -> DnsRecord {
     let mut record = DnsRecord {
         rcode: u16::from(message.metadata.response_code),
         ..asked

@@ -3,7 +3,7 @@
 //! client connection (from the client's address), a denied one gets Envoy's answer.
 
 use std::convert::Infallible;
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
@@ -57,41 +57,17 @@ pub trait Policies: Send + Sync + 'static {
 
 type Body = BoxBody<Bytes, hyper::Error>;
 
-/// Accepts connections on `listener` until `cancel` fires; each is served on its own task,
-/// all aborted when this returns.
+/// Accepts connections on `listener` until `cancel` fires; each is served on its own task.
 pub async fn serve_http(
     listener: TcpListener,
     direction: Direction,
     policies: Arc<dyn Policies>,
     cancel: CancellationToken,
 ) {
-    let mut connections = JoinSet::new();
-    loop {
-        let accepted = tokio::select! {
-            () = cancel.cancelled() => return,
-            accepted = listener.accept() => accepted,
-            // Reap finished connections as we go.
-            Some(_) = connections.join_next() => continue,
-        };
-        let (stream, peer) = match accepted {
-            Ok(accepted) => accepted,
-            Err(error) => {
-                tracing::warn!(%error, "proxy accept failed");
-                continue;
-            }
-        };
-        // TPROXY leaves the original destination as the accepted socket's local address.
-        let connection = match (peer, stream.local_addr()) {
-            (SocketAddr::V4(client), Ok(SocketAddr::V4(server))) => Connection { client, server },
-            _ => continue,
-        };
-        connections.spawn(serve_connection(
-            stream,
-            connection,
-            direction,
-            Arc::clone(&policies),
-        ));
-    }
+    crate::socket::accept_redirected(listener, cancel, |stream, connection| {
+        serve_connection(stream, connection, direction, Arc::clone(&policies))
+    })
+    .await;
 }
 
 /// Serves one client connection: keep-alive, so every request on it is decided.
@@ -129,7 +105,7 @@ async fn handle(
     let connection = upstream.connection;
     let started = Instant::now();
     let mut http = request_record(&request);
-    let allowed = allows(policies, direction, &connection, &request);
+    let allowed = decide(policies, direction, &connection, &request, &http.headers);
     let log = |r#type, verdict, http: &HttpRecord| {
         let (source, destination) = match r#type {
             RecordType::Request => (connection.client, connection.server),
@@ -236,14 +212,24 @@ pub fn allows<B>(
     connection: &Connection,
     request: &Request<B>,
 ) -> bool {
-    let headers = headers(request);
+    decide(policies, direction, connection, request, &headers(request))
+}
+
+/// [`allows`] with the request's headers already collected.
+fn decide<B>(
+    policies: &dyn Policies,
+    direction: Direction,
+    connection: &Connection,
+    request: &Request<B>,
+    headers: &[(String, String)],
+) -> bool {
     let host = host(request);
     let path = request.uri().path_and_query().map_or("/", |p| p.as_str());
     let request = L7Request::Http(HttpRequest {
         method: request.method().as_str(),
         path,
         host,
-        headers: &headers,
+        headers,
     });
     policies.allows(direction, connection, &request)
 }

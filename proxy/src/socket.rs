@@ -4,8 +4,48 @@
 use std::io;
 use std::net::{SocketAddr, SocketAddrV4};
 
+use std::future::Future;
+
 use socket2::{Domain, Protocol, Socket, Type};
-use tokio::net::{TcpSocket, TcpStream};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::http::Connection;
+
+/// Accepts redirected connections on a TPROXY listener until `cancel` fires, serving each on
+/// its own task (all aborted when this returns). TPROXY leaves the original destination as
+/// the accepted socket's local address, so `serve` gets the connection as the client made it.
+pub(crate) async fn accept_redirected<F, Fut>(
+    listener: TcpListener,
+    cancel: CancellationToken,
+    mut serve: F,
+) where
+    F: FnMut(TcpStream, Connection) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let mut connections = JoinSet::new();
+    loop {
+        let accepted = tokio::select! {
+            () = cancel.cancelled() => return,
+            accepted = listener.accept() => accepted,
+            // Reap finished connections as we go.
+            Some(_) = connections.join_next() => continue,
+        };
+        let (stream, peer) = match accepted {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                tracing::warn!(%error, "proxy accept failed");
+                continue;
+            }
+        };
+        let connection = match (peer, stream.local_addr()) {
+            (SocketAddr::V4(client), Ok(SocketAddr::V4(server))) => Connection { client, server },
+            _ => continue,
+        };
+        connections.spawn(serve(stream, connection));
+    }
+}
 
 /// A UDP socket with `IP_TRANSPARENT` that reports each datagram's original destination
 /// (`IP_RECVORIGDSTADDR`), as a UDP TPROXY target needs.

@@ -285,9 +285,7 @@ fn agent_restart_keeps_enforcement_connections_endpoints_and_identities() {
             scope.spawn(|| keep_probing(&node, deathstar, connection, &stop, &phase, &rounds));
         wait_rounds(&rounds[0], 1);
 
-        let agent = node.instance().agent_pid;
-        let pid = nix::unistd::Pid::from_raw(i32::try_from(agent).expect("pid"));
-        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL).expect("kill the agent");
+        node.kill_agent();
         phase.store(1, Ordering::SeqCst);
         let down = node.myelin(&["status"]);
         assert!(!down.status.success(), "the agent answered after SIGKILL");

@@ -58,6 +58,27 @@ impl Embedded {
         (Path::new("/run/netns").join(&pod.netns), pod.ipv4)
     }
 
+    /// SIGKILLs the node's agent, as a crash would, and waits until it is gone: the signal
+    /// lands asynchronously, and `myelin up` restarts only an agent that is dead.
+    pub(crate) fn kill_agent(&self) {
+        let agent = self.instance().agent_pid;
+        let pid = nix::unistd::Pid::from_raw(i32::try_from(agent).expect("pid"));
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL).expect("kill the agent");
+        let gone = || {
+            std::fs::read_to_string(format!("/proc/{agent}/stat")).map_or(true, |stat| {
+                stat.rsplit_once(')')
+                    .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'))
+            })
+        };
+        for _ in 0..250 {
+            if gone() {
+                return;
+            }
+            crate::cni::pause();
+        }
+        panic!("the agent outlived SIGKILL for 5 s");
+    }
+
     pub(crate) fn myelin(&self, args: &[&str]) -> Output {
         Command::new(binary("myelin"))
             .args(args)

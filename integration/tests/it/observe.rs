@@ -57,7 +57,23 @@ fn observe_until(node: &Embedded, args: &[&str], done: impl Fn(&str) -> bool) ->
 }
 
 fn probe(node: &Embedded, from: &str, to: &str, port: &str) -> String {
-    let out = node.myelin(&[
+    run_probe(node, from, to, port, "1s", &[])
+}
+
+/// `myelin probe` with extra arguments (an HTTP request, a DNS name).
+fn probe_with(node: &Embedded, from: &str, to: &str, port: &str, extra: &[&str]) -> String {
+    run_probe(node, from, to, port, "2s", extra)
+}
+
+fn run_probe(
+    node: &Embedded,
+    from: &str,
+    to: &str,
+    port: &str,
+    timeout: &str,
+    extra: &[&str],
+) -> String {
+    let mut args = vec![
         "probe",
         "--from",
         from,
@@ -66,8 +82,10 @@ fn probe(node: &Embedded, from: &str, to: &str, port: &str) -> String {
         "--port",
         port,
         "--timeout",
-        "1s",
-    ]);
+        timeout,
+    ];
+    args.extend_from_slice(extra);
+    let out = node.myelin(&args);
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
@@ -327,24 +345,6 @@ fn sleep_httpbin_allowed_and_dns_egress_blocked() {
         ),
         "{blocked}"
     );
-}
-
-/// `myelin probe` with extra arguments (an HTTP request, a DNS name).
-fn probe_with(node: &Embedded, from: &str, to: &str, port: &str, extra: &[&str]) -> String {
-    let mut args = vec![
-        "probe",
-        "--from",
-        from,
-        "--to",
-        to,
-        "--port",
-        port,
-        "--timeout",
-        "2s",
-    ];
-    args.extend_from_slice(extra);
-    let out = node.myelin(&args);
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
 #[test]

@@ -63,7 +63,7 @@ async fn an_answer_teaches_every_name_on_the_way_to_its_addresses() {
     response.add_answer(a("github.com.", [140, 82, 121, 3]));
     response.add_answer(a("github.com.", [140, 82, 121, 4]));
     let policies = Learned::default();
-    learn(&policies, &response.to_vec().unwrap()).await;
+    learn(&policies, &response).await;
     let learned = policies.0.lock().unwrap().clone();
     let ip3 = Ipv4Addr::new(140, 82, 121, 3);
     let ip4 = Ipv4Addr::new(140, 82, 121, 4);
@@ -83,7 +83,7 @@ async fn an_answer_teaches_every_name_on_the_way_to_its_addresses() {
     failed.metadata.response_code = ResponseCode::NXDomain;
     failed.add_answer(a("gone.example.", [192, 0, 2, 1]));
     let policies = Learned::default();
-    learn(&policies, &failed.to_vec().unwrap()).await;
+    learn(&policies, &failed).await;
     assert!(policies.0.lock().unwrap().is_empty());
 }
 
@@ -103,7 +103,7 @@ fn the_access_log_tells_the_question_and_the_answer() {
     let mut short = a("github.com.", [140, 82, 121, 4]);
     short.ttl = 30;
     response.add_answer(short);
-    let answered = answer_record(asked, &response.to_vec().unwrap());
+    let answered = answer_record(asked, &response);
     assert_eq!(answered.query, "www.github.com.");
     assert_eq!(answered.rcode, 0);
     assert_eq!(answered.cnames, ["github.com."]);
@@ -120,7 +120,7 @@ fn the_access_log_tells_the_question_and_the_answer() {
     let mut failed = query("gone.example.");
     failed.metadata.message_type = MessageType::Response;
     failed.metadata.response_code = ResponseCode::NXDomain;
-    let answered = answer_record(query_record(&failed), &failed.to_vec().unwrap());
+    let answered = answer_record(query_record(&failed), &failed);
     assert_eq!((answered.rcode, answered.ips.len()), (3, 0));
 }
 

@@ -113,7 +113,6 @@ pub(crate) struct Node {
     pub(crate) policy_cookies: Table<PolicyCookie>,
     l7_rules: Table<reconcilers::datapath::L7RulesRow>,
     fqdn_names: Table<FqdnName>,
-    fqdn_cache: std::path::PathBuf,
     fqdn_min_ttl: u32,
 }
 
@@ -212,7 +211,7 @@ impl Node {
             pin_dir: pin_dir.to_owned(),
             source,
         })?;
-        tokio::spawn(fqdn_cache::collect_garbage(
+        tokio::spawn(fqdn_cache::keep(
             db.clone(),
             fqdn_names.clone(),
             conntrack,
@@ -236,7 +235,6 @@ impl Node {
             policy_cookies,
             l7_rules,
             fqdn_names,
-            fqdn_cache: fqdn_cache.to_owned(),
             fqdn_min_ttl,
         })
     }
@@ -285,7 +283,6 @@ impl Node {
         FqdnLearner {
             names: self.fqdn_names.clone(),
             enforcement: self.enforcement(),
-            path: self.fqdn_cache.clone(),
             min_ttl: self.fqdn_min_ttl,
         }
     }

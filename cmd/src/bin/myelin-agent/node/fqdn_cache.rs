@@ -1,8 +1,9 @@
 //! The DNS cache behind `toFQDNs`, kept over time and across restarts as Cilium keeps it.
 //!
-//! - Every change to `fqdn-names` is written to the state directory, and the rows are read
-//!   back before the derivation starts, so a restarted agent keeps the learned addresses'
-//!   identities (the pinned ipcache entries are reused, not pruned) and their connections.
+//! - Every change to `fqdn-names` is written to the state directory by [`keep`], off the DNS
+//!   answer's path, and the rows are read back before the derivation starts, so a restarted
+//!   agent keeps the learned addresses' identities (the pinned ipcache entries are reused, not
+//!   pruned) and their connections.
 //! - A row holds for its answer's TTL, at least `--tofqdns-min-ttl`; once it has passed, the
 //!   row goes only when no connection to its address is alive in conntrack (Cilium's
 //!   "zombies"), so an open connection outlives the answer that allowed it.
@@ -91,11 +92,20 @@ fn staging_path(path: &Path) -> PathBuf {
     path.with_file_name(name)
 }
 
-/// Saves the table as it is now; a failure is logged, the cache in memory stays right.
-pub(crate) fn save_table(db: &Db, table: &Table<FqdnName>, path: &Path) {
-    let txn = db.read_txn();
-    if let Err(error) = save(path, txn.all(table).map(|e| &*e.object)) {
-        tracing::warn!(path = %path.display(), %error, "fqdn cache not saved");
+/// Saves `rows` off the async runtime (the file is synced); a failure is logged, the cache
+/// in memory stays right.
+async fn save_rows(path: &Path, rows: Vec<std::sync::Arc<FqdnName>>) {
+    let path = path.to_owned();
+    let saved = tokio::task::spawn_blocking(move || {
+        save(&path, rows.iter().map(|r| &**r)).map_err(|e| (path, e))
+    })
+    .await;
+    match saved {
+        Ok(Ok(())) => {}
+        Ok(Err((path, error))) => {
+            tracing::warn!(path = %path.display(), %error, "fqdn cache not saved");
+        }
+        Err(error) => tracing::warn!(%error, "fqdn cache: the save task failed"),
     }
 }
 
@@ -128,25 +138,33 @@ pub(crate) fn expired<'a>(
         .collect()
 }
 
-/// Deletes expired rows without live connections until `shutdown`, saving the cache after.
-pub(crate) async fn collect_garbage(
+/// Keeps the cache until `shutdown`: saves the table whenever it changed (the one writer of
+/// the file, so learning a name never waits for a disk), and deletes expired rows without
+/// live connections.
+pub(crate) async fn keep(
     db: Db,
     table: Table<FqdnName>,
     conntrack: Conntrack,
     path: PathBuf,
     shutdown: CancellationToken,
 ) {
+    // What the file holds: the rows the agent read back at start.
+    let mut saved = db.read_txn().revision(&table);
     loop {
         let now = unix_now();
-        let (next, changed) = {
+        let (rows, revision, changed) = {
             let txn = db.read_txn();
-            let next = txn
+            let rows: Vec<_> = txn
                 .all(&table)
-                .map(|e| e.object.expires)
-                .filter(|e| *e > now)
-                .min();
-            (next, txn.table_watch(&table))
+                .map(|e| std::sync::Arc::clone(&e.object))
+                .collect();
+            (rows, txn.revision(&table), txn.table_watch(&table))
         };
+        if revision != saved {
+            save_rows(&path, rows.clone()).await;
+            saved = revision;
+        }
+        let next = rows.iter().map(|r| r.expires).filter(|e| *e > now).min();
         let wait = next.map_or(GC_INTERVAL, |e| {
             Duration::from_secs(e.saturating_sub(now)).min(GC_INTERVAL)
         });
@@ -157,8 +175,7 @@ pub(crate) async fn collect_garbage(
             () = tokio::time::sleep(wait.max(Duration::from_secs(1))) => {}
         }
         let now = unix_now();
-        let any_expired = db.read_txn().all(&table).any(|e| e.object.expires <= now);
-        if !any_expired {
+        if !rows.iter().any(|r| r.expires <= now) {
             continue;
         }
         let live = match (conntrack.iter(), monotonic_coarse_ns()) {
@@ -179,7 +196,6 @@ pub(crate) async fn collect_garbage(
         txn.commit();
         if !gone.is_empty() {
             tracing::info!(names = gone.len(), "fqdn cache: expired answers forgotten");
-            save_table(&db, &table, &path);
         }
     }
 }

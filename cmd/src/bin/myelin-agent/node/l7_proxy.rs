@@ -3,7 +3,7 @@
 //! carry real ports; each request is then decided on the tables as they are at that moment.
 
 use std::net::Ipv4Addr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use futures::future::BoxFuture;
@@ -108,14 +108,12 @@ impl BoundProxy {
     }
 }
 
-/// Writes what DNS answers told the proxy into `fqdn-names` (and its file) and waits until it
-/// is enforced.
+/// Writes what DNS answers told the proxy into `fqdn-names` and waits until it is enforced.
+/// The cache's keeper saves the table to its file.
 #[derive(Clone)]
 pub(crate) struct FqdnLearner {
     pub(crate) names: Table<FqdnName>,
     pub(crate) enforcement: Enforcement,
-    /// The cache's file in the state directory.
-    pub(crate) path: PathBuf,
     /// `--tofqdns-min-ttl`: an answer holds at least this long.
     pub(crate) min_ttl: u32,
 }
@@ -191,7 +189,7 @@ impl Policies for TablePolicies {
         Box::pin(async move {
             let now = super::fqdn_cache::unix_now();
             let mut txn = db.write_txn(&[&fqdn.names]);
-            let (mut new, mut extended) = (0usize, 0usize);
+            let mut new = 0usize;
             for (name, ip, ttl) in &names {
                 let row = FqdnName::new(*ip, name, now + u64::from((*ttl).max(fqdn.min_ttl)));
                 let known = txn
@@ -199,7 +197,7 @@ impl Policies for TablePolicies {
                     .map(|known| known.object.expires);
                 match known {
                     Some(expires) if expires >= row.expires => continue,
-                    Some(_) => extended += 1,
+                    Some(_) => {}
                     None => new += 1,
                 }
                 if let Err(error) = txn.insert(&fqdn.names, row) {
@@ -207,9 +205,6 @@ impl Policies for TablePolicies {
                 }
             }
             txn.commit();
-            if new + extended > 0 {
-                super::fqdn_cache::save_table(&db, &fqdn.names, &fqdn.path);
-            }
             if new > 0 {
                 tracing::debug!(names = new, "dns answers learned; waiting until enforced");
                 fqdn.enforcement.wait_enforced().await;
